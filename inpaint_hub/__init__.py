@@ -1,0 +1,30 @@
+"""inpaint-hub: five image-inpainting papers behind one Hugging Face-style API."""
+
+from .configuration_utils import InpaintConfig
+from .modeling_utils import (
+    AutoInpaintModel,
+    InpaintModel,
+    InpaintOutput,
+    WeightsMismatchError,
+    get_config_class,
+    get_model_class,
+    list_model_types,
+)
+from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoInpaintModel",
+    "InpaintConfig",
+    "InpaintModel",
+    "InpaintOutput",
+    "LamaConfig",
+    "LamaDiscriminator",
+    "LamaModel",
+    "WeightsMismatchError",
+    "get_config_class",
+    "get_model_class",
+    "list_model_types",
+]

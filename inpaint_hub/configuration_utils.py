@@ -1,0 +1,74 @@
+"""The pydantic base of every model configuration.
+
+A configuration is the contract of a model: it holds every architectural choice, validates them together,
+and serialises to the flat ``config.json`` that sits next to ``model.safetensors``. Configs never import torch,
+so they can be read, validated and diffed without building a network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+CONFIG_NAME = "config.json"
+
+
+class InpaintConfig(BaseModel):
+    """Base class of all model configurations.
+
+    Subclasses add a ``model_type`` ``Literal`` field (the key :class:`~inpaint_hub.AutoInpaintModel` dispatches on),
+    typed fields with a ``description`` each, and named presets as classmethods. Instances are immutable
+    (``frozen=True``) and reject unknown keys (``extra="forbid"``), so a misspelled key in ``config.json`` is an
+    error rather than a silently ignored setting. Use :meth:`replace` to derive a modified copy.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dictionary written to ``config.json`` (tuples become lists)."""
+        return self.model_dump(mode="json")
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def replace(self, **changes: Any) -> InpaintConfig:
+        """Return a validated copy with some fields changed (the config itself is frozen)."""
+        return type(self).model_validate({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InpaintConfig:
+        """Validate a dictionary (e.g. a parsed ``config.json``) into this config class.
+
+        Raises:
+            ValueError: if ``data`` was written for a different model type, or fails validation.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
+        found = data.get("model_type")
+        expected = cls.model_fields["model_type"].default if "model_type" in cls.model_fields else None
+        if found is not None and expected is not None and found != expected:
+            raise ValueError(
+                f"this config.json is for model_type {found!r}, but {cls.__name__} expects {expected!r}; "
+                "load it with AutoInpaintModel.from_pretrained(...) to pick the right class"
+            )
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> InpaintConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        return cls.from_dict(data)
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Write ``config.json`` atomically (a temporary file renamed into place)."""
+        from .utils import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_json_string())
