@@ -11,6 +11,7 @@ from .modeling_utils import (
     list_model_types,
 )
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
+from .pipeline import InpaintPipeline, InpaintPipelineOutput
 
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ __all__ = [
     "InpaintConfig",
     "InpaintModel",
     "InpaintOutput",
+    "InpaintPipeline",
+    "InpaintPipelineOutput",
     "LamaConfig",
     "LamaDiscriminator",
     "LamaModel",

@@ -120,6 +120,11 @@ class InpaintModel(
         return 1
 
     @property
+    def min_size(self) -> int:
+        """Smallest height and width ``forward`` accepts (after padding); the pipeline pads small images up to it."""
+        return self.size_multiple
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -148,6 +153,11 @@ class InpaintModel(
             raise ValueError(
                 f"{type(self).__name__} needs height and width divisible by {m}, got {h}x{w}; "
                 "pad with inpaint_hub.image_processing.pad_to_multiple (InpaintPipeline does this for you)"
+            )
+        if min(h, w) < self.min_size:
+            raise ValueError(
+                f"{type(self).__name__} needs height and width of at least {self.min_size}, got {h}x{w}; "
+                "pad the input (InpaintPipeline does this for you)"
             )
 
     # --------------------------------------------------------------------------------------------- saving

@@ -357,7 +357,7 @@ def preset_name(config: LamaConfig) -> str | None:
 
 def model_card(config: LamaConfig, checkpoint: Path, sha256: str, parity: float) -> str:
     name = preset_name(config)
-    card_path = MODEL_CARDS / f"lama-{name}.md" if name else None
+    card_path = MODEL_CARDS / f"{name}.md" if name else None
     if card_path is not None and card_path.is_file():
         card = card_path.read_text(encoding="utf-8")
     else:

@@ -221,6 +221,11 @@ class LamaModel(
     def size_multiple(self) -> int:
         return self.config.size_multiple
 
+    @property
+    def min_size(self) -> int:
+        # The residual blocks reflect-pad by 1, which needs at least 2 pixels at the deepest level.
+        return 2 * self.config.size_multiple
+
     def generate(self, x: torch.Tensor) -> torch.Tensor:
         """The bare generator: ``x`` = [B, 4, H, W] (masked image, mask) -> [B, 3, H, W] in [0, 1]."""
         x_local, x_global = self.stem(x, None)
