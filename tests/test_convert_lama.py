@@ -8,7 +8,6 @@ reproduce the stored outputs within the fixture's tolerance (1e-4 max-abs, 1e-5 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -28,20 +27,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL = "lama_lama-fourier"
 
 
-def _golden_module(golden_dir: Path, name: str):
-    spec = importlib.util.spec_from_file_location(f"golden_{name}", golden_dir / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def release(golden_dir, tmp_path_factory) -> Path:
-    """The original-format lama-fourier folder, rebuilt by the fixture's own regen.py (checks every sha256)."""
-    out = tmp_path_factory.mktemp("golden_release")
-    regen = _golden_module(golden_dir, "regen")
-    regen.regenerate(str(out), [MODEL], log=lambda *_: None)
-    return out / "lama-fourier"
+def release(lama_fourier_release) -> Path:
+    return lama_fourier_release
+
+
+def _original_generator(release: Path) -> dict[str, torch.Tensor]:
+    """The original generator tensors, original names, without the ``generator.`` prefix."""
+    state = torch.load(release / "models" / "best.ckpt", weights_only=True)["state_dict"]
+    return {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +64,8 @@ def _run_like_predict_py(model: LamaModel, image: torch.Tensor, mask: torch.Tens
     return {"inpainted": unpad(out.inpainted, size), "predicted_image": unpad(out.predicted, size)}
 
 
-def test_converted_model_reproduces_the_original_outputs(converted, golden_dir):
-    check = _golden_module(golden_dir, "check_parity")
+def test_converted_model_reproduces_the_original_outputs(converted, golden_check):
+    check = golden_check
     model = AutoInpaintModel.from_pretrained(converted)
     assert isinstance(model, LamaModel) and model.config == LamaConfig.lama_fourier()
     for case in check.manifest()["models"][MODEL]["cases"]:
@@ -136,10 +130,7 @@ def test_any_size_matches_the_original_forward_pass(converted, release):
     """Beyond the single golden size: odd, portrait and small sizes against the functional re-implementation of the
     original (original tensor names, numpy symmetric padding), through the library's pipeline padding."""
     model = LamaModel.from_pretrained(converted)
-    original = {
-        k[len("generator.") :]: v
-        for k, v in torch.load(release / "models" / "best.ckpt", weights_only=True)["state_dict"].items()
-    }
+    original = _original_generator(release)
     rng = np.random.default_rng(0)
     for h, w in [(16, 16), (17, 33), (61, 20), (8 * 9 + 3, 8 * 5 + 7)]:
         image = rng.random((3, h, w), dtype=np.float32)
@@ -154,10 +145,7 @@ def test_any_size_matches_the_original_forward_pass(converted, release):
 def test_functional_reference_catches_a_wrong_mapping(release):
     """The converter's self-check is not vacuous: swapping two same-shaped tensors makes it fail."""
     config = LamaConfig.lama_fourier()
-    original = {
-        k[len("generator.") :]: v
-        for k, v in torch.load(release / "models" / "best.ckpt", weights_only=True)["state_dict"].items()
-    }
+    original = _original_generator(release)
     swapped = convert.convert_state_dict(original, config)
     a, b = "blocks.0.conv1.conv_l2l.weight", "blocks.0.conv2.conv_l2l.weight"
     swapped[a], swapped[b] = swapped[b], swapped[a]
@@ -170,10 +158,7 @@ def test_functional_reference_catches_a_wrong_mapping(release):
 
 def test_mapping_errors_name_the_tensors(release):
     config = LamaConfig.lama_fourier()
-    original = {
-        k[len("generator.") :]: v
-        for k, v in torch.load(release / "models" / "best.ckpt", weights_only=True)["state_dict"].items()
-    }
+    original = _original_generator(release)
     broken = dict(original)
     del broken["model.7.conv2.ffc.convg2g.fu.conv_layer.weight"]
     broken["model.30.weight"] = torch.zeros(1)
