@@ -8,8 +8,6 @@ so they can be read, validated and diffed without building a network.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -50,25 +48,16 @@ class InpaintConfig(BaseModel):
         if not isinstance(data, dict):
             raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         found = data.get("model_type")
-        expected = cls.model_fields["model_type"].default if "model_type" in cls.model_fields else None
-        if found is not None and expected is not None and found != expected:
+        if "model_type" not in cls.model_fields:  # the base class: pick the concrete config from the registry
+            if found is None:
+                raise ValueError("this config has no 'model_type', so the model it belongs to is unknown")
+            from .modeling_utils import get_config_class
+
+            return get_config_class(found).from_dict(data)
+        expected = cls.model_fields["model_type"].default
+        if found is not None and found != expected:
             raise ValueError(
                 f"this config.json is for model_type {found!r}, but {cls.__name__} expects {expected!r}; "
                 "load it with AutoInpaintModel.from_pretrained(...) to pick the right class"
             )
         return cls.model_validate(data)
-
-    @classmethod
-    def from_json_file(cls, path: str | os.PathLike) -> InpaintConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
-        return cls.from_dict(data)
-
-    def save_json(self, path: str | os.PathLike) -> None:
-        """Write ``config.json`` atomically (a temporary file renamed into place)."""
-        from .utils import atomic_write_text
-
-        atomic_write_text(Path(path), self.to_json_string())

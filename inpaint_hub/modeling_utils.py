@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -83,6 +84,7 @@ class InpaintModel(
     repo_url="https://github.com/inpaint-hub/inpaint-hub",
     pipeline_tag="image-to-image",
     tags=["image-inpainting", "inpaint-hub"],
+    coders={InpaintConfig: (_config_encoder, InpaintConfig.from_dict)},
 ):
     """Base class of every inpainting model.
 
@@ -174,21 +176,37 @@ class InpaintModel(
         save_directory: str | os.PathLike,
         *,
         model_card: str | os.PathLike | None = None,
-        **kwargs: Any,
+        model_card_kwargs: dict[str, Any] | None = None,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
     ) -> str | None:
         """Save ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``save_directory``.
+
+        Every file is written atomically, so a crash while re-saving leaves the previous files intact.
 
         Args:
             save_directory: folder to write (created if needed).
             model_card: a path to a Markdown card (normally one of ``model_cards/*.md``) or the card's text. Without
                 it, an existing ``README.md`` is kept, or the Hub mixin's generic card is written.
-            **kwargs: passed to ``huggingface_hub.ModelHubMixin.save_pretrained`` (``push_to_hub``, ``repo_id``...).
+            model_card_kwargs: values for the generic card's template (when no ``model_card`` is given).
+            push_to_hub: also upload the folder with :meth:`push_to_hub` (to ``repo_id``, default: the folder name).
+            **push_to_hub_kwargs: passed to :meth:`push_to_hub` (``private``, ``token``, ``branch``...).
+
+        Returns:
+            The commit URL when pushing, else ``None``.
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
+        self._save_pretrained(save_directory)
+        card_path = save_directory / MODEL_CARD_NAME
         if model_card is not None:
-            atomic_write_text(save_directory / MODEL_CARD_NAME, _read_model_card(model_card))
-        return super().save_pretrained(save_directory, **kwargs)
+            atomic_write_text(card_path, _read_model_card(model_card))
+        elif not card_path.exists():
+            atomic_write_text(card_path, str(self.generate_model_card(**(model_card_kwargs or {}))))
+        if push_to_hub:
+            return self.push_to_hub(repo_id or save_directory.name, model_card=card_path, **push_to_hub_kwargs)
+        return None
 
     def push_to_hub(
         self,
@@ -200,22 +218,30 @@ class InpaintModel(
         token: str | None = None,
         branch: str | None = None,
         create_pr: bool | None = None,
-        **kwargs: Any,
+        allow_patterns: list[str] | str | None = None,
+        ignore_patterns: list[str] | str | None = None,
+        delete_patterns: list[str] | str | None = None,
+        model_card_kwargs: dict[str, Any] | None = None,
     ) -> str:
-        """Save to a temporary folder (with ``model_card``) and upload it as one commit to ``repo_id``."""
-        import tempfile
+        """Save to a temporary folder (with ``model_card``) and upload it as one commit to ``repo_id``.
 
+        The arguments after ``model_card`` are those of ``huggingface_hub.HfApi.create_repo`` / ``upload_folder``.
+        Returns the commit URL.
+        """
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp, model_card=model_card)
+            self.save_pretrained(tmp, model_card=model_card, model_card_kwargs=model_card_kwargs)
             return api.upload_folder(
                 repo_id=repo_id,
+                repo_type="model",
                 folder_path=tmp,
                 commit_message=commit_message,
                 revision=branch,
                 create_pr=create_pr,
-                **kwargs,
+                allow_patterns=allow_patterns,
+                ignore_patterns=ignore_patterns,
+                delete_patterns=delete_patterns,
             )
 
     # --------------------------------------------------------------------------------------------- loading
@@ -243,20 +269,28 @@ class InpaintModel(
         """
         if kwargs:
             raise TypeError(f"unexpected arguments to {cls.__name__}.from_pretrained: {sorted(kwargs)}")
-        if config is None:
-            raise FileNotFoundError(f"no {CONFIG_NAME} found for {model_id!r}: it is not an inpaint-hub model folder")
-        if not isinstance(config, InpaintConfig):
-            config = cls.config_class.from_dict(config)
-        model_file = _resolve_file(
-            model_id,
-            WEIGHTS_NAME,
+        hub_kwargs = dict(
             revision=revision,
             cache_dir=cache_dir,
             force_download=force_download,
             local_files_only=local_files_only,
             token=token,
         )
-        model = cls(config)
+        if config is None:
+            # The mixin swallows Hub errors on config.json (logging them at INFO). Ask again so that the real
+            # reason -- repository not found, gated, offline -- reaches the caller.
+            path = _resolve_file(model_id, CONFIG_NAME, **hub_kwargs)
+            raise FileNotFoundError(f"{path} could not be read as an inpaint-hub config.json")
+        if not isinstance(config, InpaintConfig):
+            config = cls.config_class.from_dict(config)
+        model_class = get_model_class(config.model_type)
+        if not issubclass(model_class, cls):
+            raise ValueError(
+                f"{model_id} holds a {config.model_type!r} model ({model_class.__name__}), not a {cls.__name__}; "
+                "load it with AutoInpaintModel.from_pretrained"
+            )
+        model_file = _resolve_file(model_id, WEIGHTS_NAME, **hub_kwargs)
+        model = model_class(config)
         state_dict = load_file(model_file, device="cpu")
         model.load_weights(state_dict, strict=strict, source=model_file)
         model.to(device=device, dtype=_resolve_dtype(dtype))
@@ -307,9 +341,9 @@ def _read_model_card(model_card: str | os.PathLike) -> str:
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, str(dtype).replace("torch.", ""), None)
+    if dtype is None:
+        return None
+    resolved = dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype).replace("torch.", ""), None)
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     return resolved
@@ -381,9 +415,7 @@ class AutoInpaintModel:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON: {err}") from err
-        if not isinstance(data, dict) or "model_type" not in data:
-            raise ValueError(f"{path} has no 'model_type'; known model types: {', '.join(list_model_types())}")
-        return get_config_class(data["model_type"]).from_dict(data)
+        return InpaintConfig.from_dict(data)
 
     @classmethod
     def from_pretrained(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from inpaint_hub import (
     AutoInpaintModel,
+    InpaintModel,
     LamaConfig,
     LamaModel,
     WeightsMismatchError,
@@ -87,8 +89,15 @@ def test_device_and_dtype_arguments(saved):
     loaded = AutoInpaintModel.from_pretrained(folder, device="cpu", dtype=torch.bfloat16)
     assert loaded.dtype == torch.bfloat16 and loaded.device.type == "cpu"
     assert LamaModel.from_pretrained(folder, dtype="float64").dtype == torch.float64
-    with pytest.raises(ValueError, match="dtype"):
-        LamaModel.from_pretrained(folder, dtype="int8")
+    for bad in ("int8", torch.int8, "float99"):
+        with pytest.raises(ValueError, match="dtype"):
+            LamaModel.from_pretrained(folder, dtype=bad)
+
+
+def test_base_class_from_pretrained_dispatches_too(saved):
+    model, folder = saved
+    loaded = InpaintModel.from_pretrained(folder)
+    assert type(loaded) is LamaModel and loaded.config == model.config
 
 
 def test_missing_tensor_fails_loudly(saved):
@@ -98,9 +107,17 @@ def test_missing_tensor_fails_loudly(saved):
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(WeightsMismatchError, match=r"missing tensor.*blocks\.0\.conv1\.spectral_g2g\.fourier\.conv"):
         AutoInpaintModel.from_pretrained(folder)
-    # non-strict loading is an explicit opt-in, and it says what it skipped
-    partial = LamaModel.from_pretrained(folder, strict=False)
+
+
+def test_non_strict_loading_is_explicit_and_says_what_it_skipped(saved, caplog):
+    _, folder = saved
+    weights = load_file(folder / "model.safetensors")
+    del weights["head.bias"]
+    save_file(weights, folder / "model.safetensors")
+    with caplog.at_level(logging.WARNING, logger="inpaint_hub.modeling_utils"):
+        partial = LamaModel.from_pretrained(folder, strict=False)
     assert isinstance(partial, LamaModel)
+    assert "non-strict load" in caplog.text and "head.bias" in caplog.text
 
 
 def test_unexpected_and_misshaped_tensors_fail_loudly(saved):
@@ -178,10 +195,11 @@ def test_from_pretrained_reads_the_hub_cache_offline(saved, tmp_path):
             assert torch.equal(model(image, mask).inpainted, expected)
         pinned = AutoInpaintModel.from_pretrained("org/lama-tiny", revision={sha!r}, local_files_only=True)
         assert pinned.config == model.config
-        try:
-            AutoInpaintModel.from_pretrained("org/not-cached")
-        except Exception as err:
-            print("MISSING-REPO-ERROR", type(err).__name__)
+        for cls in (AutoInpaintModel, LamaModel):
+            try:
+                cls.from_pretrained("org/not-cached")
+            except Exception as err:
+                print("MISSING-REPO-ERROR", type(err).__name__)
         print("OK")
         """
     )
@@ -189,7 +207,8 @@ def test_from_pretrained_reads_the_hub_cache_offline(saved, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
-    assert "MISSING-REPO-ERROR" in result.stdout  # an uncached repo fails offline instead of hanging on the network
+    # an uncached repo fails offline with the Hub's own error (not hanging, not a misleading "not a model folder")
+    assert result.stdout.count("MISSING-REPO-ERROR LocalEntryNotFoundError") == 2, result.stdout
 
 
 def test_cache_dir_argument(saved, tmp_path, monkeypatch):
@@ -201,3 +220,54 @@ def test_cache_dir_argument(saved, tmp_path, monkeypatch):
     _fabricate_hub_cache(tmp_path / "elsewhere", "org/lama-tiny", folder, sha)
     loaded = AutoInpaintModel.from_pretrained("org/lama-tiny", cache_dir=tmp_path / "elsewhere")
     assert isinstance(loaded, LamaModel)
+
+
+class _FakeHfApi:
+    """Stands in for huggingface_hub.HfApi: records the calls and what the uploaded folder held."""
+
+    calls: list = []
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, private))
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        self.calls.append(("upload_folder", repo_id, files, kwargs))
+        return f"https://huggingface.co/{repo_id}/commit/abc"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    import inpaint_hub.modeling_utils as modeling_utils
+
+    _FakeHfApi.calls = []
+    monkeypatch.setattr(modeling_utils, "HfApi", _FakeHfApi)
+    return _FakeHfApi.calls
+
+
+def test_push_to_hub_uploads_config_weights_and_the_card(fake_hub, tmp_path):
+    model = _randomised_tiny()
+    card = "---\nlicense: apache-2.0\n---\n# tiny\n"
+    url = model.push_to_hub("me/lama-tiny", model_card=card, private=True, branch="dev")
+    assert url.startswith("https://huggingface.co/me/lama-tiny")
+    (_, repo, private), (_, repo2, files, kwargs) = fake_hub
+    assert repo == repo2 == "me/lama-tiny" and private is True and kwargs["revision"] == "dev"
+    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]
+    assert files["README.md"].decode() == card
+    assert json.loads(files["config.json"]) == model.config.to_dict()
+    (tmp_path / "model.safetensors").write_bytes(files["model.safetensors"])
+    uploaded = load_file(tmp_path / "model.safetensors")
+    assert all(torch.equal(uploaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_save_pretrained_can_push_with_the_same_card(fake_hub, tmp_path):
+    model = _randomised_tiny()
+    card = tmp_path / "card.md"
+    card.write_text("# my card\n")
+    model.save_pretrained(tmp_path / "out", model_card=card, push_to_hub=True, repo_id="me/x")
+    uploads = [c for c in fake_hub if c[0] == "upload_folder"]
+    assert len(uploads) == 1 and uploads[0][2]["README.md"] == b"# my card\n"

@@ -361,6 +361,8 @@ def model_card(config: LamaConfig, checkpoint: Path, sha256: str, parity: float)
     if card_path is not None and card_path.is_file():
         card = card_path.read_text(encoding="utf-8")
     else:
+        if card_path is not None:
+            logger.warning("model card %s not found (run from a source checkout); writing a generic card", card_path)
         card = (
             "---\nlibrary_name: inpaint-hub\nlicense: apache-2.0\npipeline_tag: image-to-image\n"
             "tags:\n- image-inpainting\n- lama\n---\n\n"
