@@ -46,10 +46,13 @@ from .modeling_utils import InpaintModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HD_STRATEGIES", "InpaintPipeline", "InpaintPipelineOutput"]
+__all__ = ["HD_STRATEGIES", "SEED_LIMIT", "InpaintPipeline", "InpaintPipelineOutput"]
 
 HD_STRATEGIES = ("original", "resize", "crop")
 """How the pipeline treats large images: see :meth:`InpaintPipeline.__call__`."""
+
+SEED_LIMIT = 2**63
+"""Seeds are integers in ``[0, SEED_LIMIT)``; sample ``i`` uses ``seed + i``, which must stay below it too."""
 
 
 @dataclass
@@ -58,10 +61,12 @@ class InpaintPipelineOutput:
 
     Attributes:
         images: one PIL image per sample, same size as the input; mode ``RGB``, ``RGBA`` (input alpha kept), ``L`` or
-            ``LA`` (grayscale in, grayscale out). Pixels outside the (effective) hole equal the input's.
+            ``LA`` (grayscale in, grayscale out), or the input's own 16-bit / ``I`` / ``F`` grayscale mode (a
+            ``uint16`` ``[H, W]`` array gives ``I;16``). Pixels outside the (effective) hole equal the input's.
         native: the same results in the kind of the input: PIL images for PIL images / paths / bytes, numpy arrays
             with the input's shape and dtype, or tensors with the input's shape, dtype and device. For float inputs
-            this is where known pixels are bit-identical floats (``images`` are quantised to 8 bits).
+            this is where known pixels are bit-identical floats (``images`` are quantised to 8 bits, as are
+            ``uint16`` arrays with colour or alpha, which PIL cannot hold at 16 bits).
         seeds: the seed of each sample's ``torch.Generator``, or ``None`` where a caller-supplied generator was used
             or nothing was run (empty mask).
     """
@@ -80,13 +85,20 @@ class InpaintPipeline:
     """Run an inpainting model on images of any size, mode and source.
 
     Args:
-        model: any :class:`~inpaint_hub.modeling_utils.InpaintModel`; it is put in eval mode.
+        model: any :class:`~inpaint_hub.modeling_utils.InpaintModel` (its ``size_multiple``, ``min_size`` and
+            ``pad_mode`` decide the padding); it is put in eval mode.
         device: move the model there first (default: leave it where it is).
+
+    Raises:
+        TypeError: ``model`` is not an ``InpaintModel``.
     """
 
     def __init__(self, model: InpaintModel, *, device: str | torch.device | None = None) -> None:
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"model must be an InpaintModel, got {type(model).__name__}")
+        if not isinstance(model, InpaintModel):
+            raise TypeError(
+                f"model must be an inpaint_hub InpaintModel (it provides size_multiple, min_size and pad_mode), "
+                f"got {type(model).__name__}"
+            )
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -142,7 +154,7 @@ class InpaintPipeline:
         crop_margin: int = 128,
         mask_dilate: int = 0,
         mask_feather: float = 0,
-        max_pixels: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         num_samples: int = 1,
         seed: int | None = None,
         generator: torch.Generator | None = None,
@@ -168,11 +180,14 @@ class InpaintPipeline:
             mask_feather: blend the result into its surroundings over this many pixels outside the (dilated) hole
                 (see :func:`~inpaint_hub.image_processing.feather_mask`); the model inpaints hole + feather band,
                 everything beyond is untouched.
-            max_pixels: refuse images (and masks) larger than this (default
-                :data:`~inpaint_hub.image_processing.DEFAULT_MAX_PIXELS`).
+            max_pixels: refuse images (and masks) with more pixels than this, checked from the file header; the
+                only limit (Pillow's own ``MAX_IMAGE_PIXELS`` does not apply). ``None`` means the default
+                :data:`~inpaint_hub.image_processing.DEFAULT_MAX_PIXELS`, as in
+                :func:`~inpaint_hub.image_processing.load_image`; ``0`` means no limit (trusted input only).
             num_samples: how many results; sample ``i`` runs with a ``torch.Generator`` seeded ``seed + i``.
                 Deterministic models give ``num_samples`` identical results.
-            seed: base seed; ``None`` draws a random one (logged, and returned in ``seeds``).
+            seed: base seed, with ``0 <= seed`` and ``seed + num_samples - 1 <`` :data:`SEED_LIMIT` (``2**63``);
+                ``None`` draws a random one in that range (logged, and returned in ``seeds``).
             generator: a caller-owned ``torch.Generator`` used for every sample in turn (instead of ``seed``).
 
         Returns:
@@ -180,7 +195,8 @@ class InpaintPipeline:
 
         Raises:
             ValueError: unreadable / truncated / oversized image or mask, mask size different from the image's,
-                unknown ``hd_strategy``, ``num_samples < 1``, negative sizes, or both ``seed`` and ``generator``.
+                unknown ``hd_strategy``, ``num_samples < 1``, negative sizes, a seed out of range, or both ``seed``
+                and ``generator``.
         """
         if hd_strategy not in HD_STRATEGIES:
             raise ValueError(f"unknown hd_strategy {hd_strategy!r}; choose one of {', '.join(HD_STRATEGIES)}")
@@ -192,9 +208,7 @@ class InpaintPipeline:
         if seed is not None and generator is not None:
             raise ValueError("pass either seed or generator, not both")
         if seed is not None:
-            _check_int(seed, "seed", minimum=None)
-        if max_pixels is None:
-            max_pixels = DEFAULT_MAX_PIXELS
+            seed = _check_seed(seed, num_samples)
 
         source = load_image(image, max_pixels=max_pixels)
         hole = load_mask(mask_image, source.size, max_pixels=max_pixels)
@@ -218,7 +232,7 @@ class InpaintPipeline:
             seeds: list[int | None] = [None] * num_samples
         else:
             if seed is None:
-                seed = secrets.randbits(63)
+                seed = secrets.randbelow(SEED_LIMIT - (num_samples - 1))
                 logger.info("no seed given: using seed %d", seed)
             seeds = [seed + i for i in range(num_samples)]
 
@@ -291,9 +305,7 @@ class InpaintPipeline:
             float32 ``[H, W, 3]`` in [0, 1]: the model's ``inpainted`` output.
         """
         model = self.model
-        multiple = int(getattr(model, "size_multiple", 1))
-        min_size = int(getattr(model, "min_size", 0))
-        pad_mode = getattr(model, "pad_mode", "symmetric")
+        multiple, min_size, pad_mode = int(model.size_multiple), int(model.min_size), model.pad_mode
         if pad_mode not in PAD_MODES:
             raise ValueError(f"{type(model).__name__}.pad_mode {pad_mode!r} is not one of {', '.join(PAD_MODES)}")
         image = to_tensor(rgb)
@@ -316,6 +328,18 @@ def _check_int(value: Any, name: str, *, minimum: int | None) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_seed(seed: Any, num_samples: int) -> int:
+    """Validate a base seed up front: ``seed + i`` for every sample must be a valid generator seed."""
+    _check_int(seed, "seed", minimum=0)
+    seed = int(seed)  # a numpy integer would wrap around silently in seed + i
+    if seed + num_samples - 1 >= SEED_LIMIT:
+        raise ValueError(
+            f"seed must be below 2**63 - num_samples + 1 = {SEED_LIMIT - num_samples + 1} (sample i uses seed + i, "
+            f"and seeds are 63-bit), got seed={seed} with num_samples={num_samples}"
+        )
+    return seed
 
 
 def _copy(value: Any) -> Any:

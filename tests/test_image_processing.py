@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFile
 
 from inpaint_hub.image_processing import (
+    DEFAULT_MAX_PIXELS,
     PAD_MODES,
     ImageInput,
     composite,
@@ -186,7 +187,12 @@ def test_load_image_rgba_and_grayscale_modes():
         (lambda a: Image.fromarray(a).convert("CMYK"), "RGB"),
         (lambda a: Image.fromarray(a).convert("1"), "L"),
         (lambda a: Image.fromarray(a).convert("YCbCr"), "RGB"),
-        (lambda a: Image.fromarray(a[..., 0].astype(np.uint16) * 257).convert("I;16"), "L"),
+        (lambda a: Image.fromarray(a).convert("HSV"), "RGB"),
+        (lambda a: Image.fromarray(a).convert("RGBX"), "RGB"),
+        (lambda a: Image.fromarray(a).convert("LAB"), "RGB"),
+        (lambda a: Image.fromarray(a).convert("RGBa"), "RGBA"),
+        (lambda a: Image.fromarray(a).convert("La"), "LA"),
+        (lambda a: Image.fromarray(a).convert("PA"), "RGBA"),
     ],
 )
 def test_load_image_converts_other_pil_modes(make, expected_mode):
@@ -194,13 +200,122 @@ def test_load_image_converts_other_pil_modes(make, expected_mode):
     loaded = load_image(make(array))
     assert loaded.mode == expected_mode and loaded.size == (4, 6)
     assert loaded.color.dtype == np.uint8
+    assert (loaded.alpha is not None) == (expected_mode in ("RGBA", "LA"))
 
 
-def test_16_bit_grayscale_is_scaled_to_8_bit():
-    values = np.array([[0, 257, 65535]], dtype=np.uint16)
+def test_lab_is_converted_to_rgb_not_mistaken_for_rgba():
+    """LAB's a* band is named "A": alpha must come from the mode, and the colours must be converted properly."""
+    array = RNG.integers(48, 208, size=(8, 8, 3), dtype=np.uint8)  # well inside the sRGB gamut
+    lab = Image.fromarray(array).convert("LAB")
+    assert "A" in lab.getbands()
+    loaded = load_image(lab)
+    assert loaded.mode == "RGB" and loaded.alpha is None and loaded.color.shape == (8, 8, 3)
+    assert np.abs(loaded.color.astype(int) - array).max() <= 16  # LittleCMS's LAB (D50) <-> sRGB round trip
+    white_black = load_image(Image.frombytes("LAB", (2, 1), bytes([255, 0, 0, 0, 0, 0]))).color
+    assert (white_black[0, 0] >= 250).all() and (white_black[0, 1] <= 5).all()
+    assert load_image(lab).to_pil().mode == "RGB"
+
+
+def test_colour_space_conversion_drops_the_icc_profile_of_the_old_space():
+    cmyk = Image.fromarray(random_uint8(4, 4, 3)).convert("CMYK")
+    cmyk.info["icc_profile"] = b"a CMYK profile"
+    assert load_image(cmyk).info == {}
+    rgb = Image.fromarray(random_uint8(4, 4, 3))
+    rgb.info["icc_profile"] = b"an RGB profile"
+    assert load_image(rgb).to_pil().info["icc_profile"] == b"an RGB profile"
+
+
+# ------------------------------------------------------------------------------------------------- 16-bit
+
+SIXTEEN_BIT = np.array([[0, 1, 200, 255], [256, 257, 60000, 65535]], np.uint16)
+
+
+def sixteen_bit_pil(mode: str) -> Image.Image:
+    if mode == "I":
+        return Image.fromarray(SIXTEEN_BIT.astype(np.int32))
+    byte_order = ">" if mode == "I;16B" else "<"
+    return Image.frombytes(mode, (4, 2), SIXTEEN_BIT.astype(f"{byte_order}u2").tobytes())
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I"])
+def test_16_bit_grayscale_pil_is_read_as_v_over_65535_and_written_back_in_its_mode(mode):
+    image = sixteen_bit_pil(mode)
+    assert image.mode == mode
+    loaded = load_image(image)
+    assert loaded.mode == mode and loaded.grayscale and loaded.alpha is None and loaded.max_value == 65535
+    np.testing.assert_array_equal(loaded.color, SIXTEEN_BIT)
+    # scaled by the bit depth, not by the content: 200 is 200 / 65535, 60000 is 60000 / 65535
+    np.testing.assert_array_equal(loaded.to_model_rgb()[..., 1], SIXTEEN_BIT.astype(np.float32) / np.float32(65535))
+    out = loaded.to_pil()
+    assert out.mode == mode
+    np.testing.assert_array_equal(np.asarray(out), SIXTEEN_BIT)
+    # known pixels bit-identical after a merge, the hole quantised to 16 bits
+    alpha = np.zeros((2, 4), np.float32)
+    alpha[1, 2] = 1
+    merged = np.asarray(loaded.to_pil(loaded.merge(np.full((2, 4, 3), 0.5, np.float32), alpha)))
+    np.testing.assert_array_equal(merged[alpha == 0], SIXTEEN_BIT[alpha == 0])
+    assert merged[1, 2] == np.rint(np.float32(0.5) * 65535)
+
+
+def test_16_bit_png_file_round_trips(tmp_path):
+    path = tmp_path / "depth.png"
+    Image.fromarray(SIXTEEN_BIT).save(path)
+    loaded = load_image(path)
+    assert loaded.mode == "I;16" and loaded.color.dtype == np.uint16
+    loaded.to_pil().save(tmp_path / "again.png")
+    again = Image.open(tmp_path / "again.png")
+    assert again.mode == "I;16"
+    np.testing.assert_array_equal(np.asarray(again), SIXTEEN_BIT)
+
+
+def test_every_16_bit_value_survives_the_model_scale_and_back():
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    loaded = load_image(values)
+    np.testing.assert_array_equal(loaded.color_from_rgb(loaded.to_model_rgb()), values)
+
+
+def test_mode_i_outside_16_bit_and_mode_f_outside_unit_range_are_refused():
+    with pytest.raises(ValueError, match=r"mode I.*\[-1, 5\].*0\.\.65535"):
+        load_image(Image.fromarray(np.array([[-1, 5]], np.int32)))
+    with pytest.raises(ValueError, match=r"mode I.*70000.*0\.\.65535"):
+        load_image(Image.fromarray(np.array([[0, 70000]], np.int32)))
+    with pytest.raises(ValueError, match=r"mode F.*must be in \[0, 1\]"):
+        load_image(Image.fromarray(np.array([[0.0, 255.0]], np.float32)))
+    values = np.array([[0.0, 0.25, 1.0]], np.float32)
     loaded = load_image(Image.fromarray(values))
-    assert loaded.mode == "L"
-    assert loaded.color.tolist() == [[0, 1, 255]]
+    assert loaded.mode == "F" and loaded.to_pil().mode == "F"
+    np.testing.assert_array_equal(np.asarray(loaded.to_pil()), values)
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (2, 4, 1), (2, 4, 3), (2, 4, 4)])
+def test_uint16_arrays_are_16_bit_by_dtype(shape):
+    """uint16 is 16-bit whatever its values (even all <= 255); other integer dtypes are 8-bit."""
+    small = SIXTEEN_BIT % 256  # all values <= 255: still 16-bit, because of the dtype
+    array = np.broadcast_to(small.reshape(2, 4, *([1] * (len(shape) - 2))), shape).astype(np.uint16)
+    loaded = load_image(array)
+    assert loaded.max_value == 65535
+    np.testing.assert_array_equal(loaded.to_model_rgb()[..., 0], small.astype(np.float32) / np.float32(65535))
+    native = loaded.to_native()
+    assert native.dtype == np.uint16 and native.shape == shape
+    np.testing.assert_array_equal(native, array)
+    pil = loaded.to_pil()
+    if len(shape) == 2 or shape[-1] == 1:
+        assert pil.mode == "I;16"  # exact
+        np.testing.assert_array_equal(np.asarray(pil), small)
+    else:  # PIL has no 16-bit colour modes: quantised to 8 bits
+        assert pil.mode == ("RGB" if shape[-1] == 3 else "RGBA")
+        expected = np.rint(small.astype(np.float32) / np.float32(65535) * np.float32(255)).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(pil)[..., 0], expected)
+    # the same values as int64 (numpy's default integer) are 8-bit
+    assert load_image(array.astype(np.int64)).to_model_rgb().max() == np.float32(255) / np.float32(255)
+
+
+def test_uint16_tensor_is_16_bit():
+    tensor = torch.from_numpy(SIXTEEN_BIT.astype(np.int32)).to(torch.uint16)
+    loaded = load_image(tensor)
+    assert loaded.max_value == 65535 and loaded.mode == "I;16"
+    native = loaded.to_native()
+    assert native.dtype == torch.uint16 and torch.equal(native, tensor)
 
 
 def test_palette_with_transparency_keeps_alpha():
@@ -250,8 +365,10 @@ def test_load_image_rejects_bad_arrays_and_tensors():
         load_image(np.full((4, 4, 3), np.nan, np.float32))
     with pytest.raises(ValueError, match="boolean"):
         load_image(np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match=r"8-bit \(0\.\.255\) for dtype int32.*only uint16"):
+        load_image(np.full((4, 4, 3), 1000, np.int32))
     with pytest.raises(ValueError, match="8-bit"):
-        load_image(np.full((4, 4, 3), 1000, np.uint16))
+        load_image(np.full((4, 4, 3), -1, np.int16))
     with pytest.raises(ValueError, match="image array must be HxW"):
         load_image(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="batch of 2"):
@@ -307,12 +424,58 @@ def test_decompression_bomb_is_rejected_from_the_header(monkeypatch):
         load_mask(data, (5000, 5000), max_pixels=1_000_000)
 
 
-def test_pillow_decompression_bomb_error_and_warning_become_value_errors(monkeypatch):
-    with pytest.raises(ValueError, match="too many pixels.*decompression bomb"):
-        load_image(png_header_only(100_000, 100_000), max_pixels=None)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40 * 40 = 1600: Pillow warns (between 1x and 2x)
-    with pytest.raises(ValueError, match="too many pixels.*decompression bomb"):
-        load_image(png_bytes(Image.new("RGB", (40, 40))), max_pixels=None)
+def test_pillow_decompression_bomb_error_becomes_a_value_error_naming_max_pixels():
+    # 10^10 pixels: Pillow's own check (lifted to max_pixels, never below its default) fires inside Image.open
+    with pytest.raises(ValueError, match=f"too many pixels \\(more than max_pixels={DEFAULT_MAX_PIXELS}\\).*bomb"):
+        load_image(png_header_only(100_000, 100_000))
+
+
+def test_max_pixels_is_the_only_limit_pillows_own_is_lifted(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40 * 40 = 1600: Pillow alone would refuse it
+    data = png_bytes(Image.new("RGB", (40, 40)))
+    with pytest.warns(Image.DecompressionBombWarning):
+        opened = Image.open(io.BytesIO(data))
+    assert load_image(data).size == (40, 40)
+    assert load_image(opened).size == (40, 40)
+    assert load_mask(data, (40, 40)).shape == (40, 40)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+    with pytest.raises(ValueError, match=r"too many pixels.*max_pixels=1500"):
+        load_image(data, max_pixels=1500)
+
+
+def test_max_pixels_can_be_raised_above_pillows_default(monkeypatch):
+    pillow_default = Image.MAX_IMAGE_PIXELS
+    data = png_header_only(10_000, 9_000)  # 90,000,000 pixels > Pillow's 89,478,485 (it would warn = refuse)
+    assert 10_000 * 9_000 > pillow_default
+    limits_while_decoding = []
+
+    def no_decoding(self, *args, **kwargs):
+        limits_while_decoding.append(Image.MAX_IMAGE_PIXELS)
+        raise OSError("stopped before decoding")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ValueError, match="stopped before decoding"):  # past every size check
+        load_image(data, max_pixels=100_000_000)
+    with pytest.raises(ValueError, match="stopped before decoding"):
+        load_image(data, max_pixels=0)  # 0 = no limit
+    assert limits_while_decoding == [100_000_000, None]
+    assert Image.MAX_IMAGE_PIXELS == pillow_default
+
+
+def test_max_pixels_none_means_the_default_and_bad_values_are_refused(monkeypatch):
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    data = png_header_only(9_000, 8_000)  # 72,000,000 pixels: over our default, under Pillow's
+    for load in (lambda **kw: load_image(data, **kw), lambda **kw: load_mask(data, **kw)):
+        with pytest.raises(ValueError, match=f"9000x8000 = 72000000 > max_pixels={DEFAULT_MAX_PIXELS}"):
+            load(max_pixels=None)
+        with pytest.raises(ValueError, match=f"> max_pixels={DEFAULT_MAX_PIXELS}"):
+            load()
+        with pytest.raises(ValueError, match="max_pixels must be a non-negative integer"):
+            load(max_pixels=-1)
+    assert load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=0).size == (100, 100)
 
 
 def test_arrays_are_limited_too():
@@ -406,6 +569,28 @@ def test_rgba_mask_rule():
     assert load_mask(la, (2, 2)).tolist() == [[False, True], [False, False]]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_mask_with_nan_or_inf_is_refused_like_an_image(bad):
+    values = np.zeros((3, 4), np.float32)
+    values[1, 2] = bad
+    with pytest.raises(ValueError, match="mask contains NaN or infinite values"):
+        load_mask(values, (4, 3))
+    with pytest.raises(ValueError, match="mask contains NaN or infinite values"):
+        load_mask(torch.from_numpy(values), (4, 3))
+    with pytest.raises(ValueError, match="mask contains NaN or infinite values"):
+        load_mask(Image.fromarray(values), (4, 3))  # a PIL "F" mask
+    with pytest.raises(ValueError, match="image array contains NaN or infinite values"):
+        load_image(values)
+
+
+def test_16_bit_masks():
+    values = np.array([[0, 1, 65535]], np.uint16)
+    assert load_mask(Image.fromarray(values), (3, 1)).tolist() == [[False, True, True]]
+    painted = np.zeros((1, 2, 2), np.uint16)
+    painted[0, 1] = (0, 300)  # a partly transparent 16-bit stroke: alpha decides
+    assert load_mask(painted, (2, 1)).tolist() == [[False, True]]
+
+
 def test_mask_size_mismatch_message():
     with pytest.raises(ValueError, match="mask size 5x3 does not match image size 4x3"):
         load_mask(np.zeros((3, 5), np.uint8), (4, 3))
@@ -449,7 +634,9 @@ def test_feather_semantics():
     assert alpha.dtype == np.float32
     assert (alpha[mask] == 1).all(), "hole pixels are always fully replaced"
     effective = alpha > 0
-    np.testing.assert_array_equal(effective, dilate_mask(mask, 4)), "effective mask = hole dilated by the radius"
+    np.testing.assert_array_equal(
+        effective, dilate_mask(mask, 4), err_msg="effective mask = hole dilated by the radius"
+    )
     ring = effective & ~mask
     assert ((alpha[ring] > 0) & (alpha[ring] < 1)).all()
     # decays with distance along a row

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
+import zlib
 from typing import Literal
 
 import numpy as np
@@ -14,7 +16,7 @@ from pydantic import Field
 
 from inpaint_hub import modeling_utils
 from inpaint_hub.configuration_utils import InpaintConfig
-from inpaint_hub.image_processing import dilate_mask
+from inpaint_hub.image_processing import DEFAULT_MAX_PIXELS, dilate_mask
 from inpaint_hub.modeling_utils import InpaintModel, InpaintOutput
 from inpaint_hub.pipeline import InpaintPipeline, InpaintPipelineOutput
 
@@ -108,8 +110,9 @@ def test_rgba_keeps_alpha_exactly():
     pipe = make_pipe(size_multiple=4)
     rgba = random_uint8(13, 9, 4)
     mask = box_mask(13, 9, 2, 2, 8, 6)
-    result = np.asarray(pipe(Image.fromarray(rgba), mask).image)
-    assert pipe(Image.fromarray(rgba), mask).image.mode == "RGBA"
+    out = pipe(Image.fromarray(rgba), mask).image
+    assert out.mode == "RGBA"
+    result = np.asarray(out)
     np.testing.assert_array_equal(result[..., 3], rgba[..., 3])  # alpha everywhere, hole included
     assert_outside_identical(result, rgba, mask > 0)
     assert (result[mask > 0][:, :3] == FILL_UINT8).all()
@@ -132,6 +135,45 @@ def test_grayscale_stays_grayscale():
     native = pipe(gray, mask).native[0]
     assert native.shape == gray.shape and native.dtype == np.uint8
     assert_outside_identical(native, gray, mask > 0)
+
+
+def test_16_bit_grayscale_png_comes_back_16_bit(tmp_path):
+    pipe = make_pipe(size_multiple=4)
+    gray = RNG.integers(0, 65536, size=(9, 10), dtype=np.uint16)
+    gray[0, :3] = (200, 60000, 65535)  # scaled by the bit depth, never by the content
+    path = tmp_path / "depth.png"
+    Image.fromarray(gray).save(path)
+    assert Image.open(path).mode == "I;16"
+    mask = box_mask(9, 10, 3, 3, 7, 8)
+    out = pipe(path, mask)
+    assert out.image.mode == "I;16" and out.image.size == (10, 9)
+    result = np.asarray(out.image)
+    assert_outside_identical(result, gray, mask > 0)
+    luma = np.float32(0.299) * FILL[0] + np.float32(0.587) * FILL[1] + np.float32(0.114) * FILL[2]
+    assert (result[mask > 0] == np.rint(np.float32(luma) * np.float32(65535))).all()
+    seen = pipe.model.calls[0]["image"][0, 0, :9, :10].numpy()
+    np.testing.assert_array_equal(seen[mask == 0], (gray.astype(np.float32) / np.float32(65535))[mask == 0])
+    # mode I (32-bit) holding 16-bit values is written back as I
+    as_i = pipe(Image.fromarray(gray.astype(np.int32)), mask).image
+    assert as_i.mode == "I"
+    assert_outside_identical(np.asarray(as_i), gray.astype(np.int32), mask > 0)
+    with pytest.raises(ValueError, match=r"mode I.*0\.\.65535"):
+        pipe(Image.fromarray(np.full((9, 10), 70000, np.int32)), mask)
+
+
+@pytest.mark.parametrize("shape", [(9, 10), (9, 10, 3)])
+def test_uint16_arrays_are_16_bit(shape):
+    pipe = make_pipe()
+    array = RNG.integers(0, 256, size=shape, dtype=np.uint16)  # values <= 255, still 16-bit: the dtype decides
+    mask = box_mask(9, 10, 2, 2, 6, 6) > 0
+    native = pipe(array, mask).native[0]
+    assert native.dtype == np.uint16 and native.shape == shape
+    assert_outside_identical(native, array, mask)
+    if len(shape) == 3:
+        assert (native[mask] == np.rint(np.array(FILL, np.float32) * np.float32(65535))).all()
+    seen = pipe.model.calls[0]["image"][0, 0].numpy()
+    first = array if array.ndim == 2 else array[..., 0]
+    np.testing.assert_array_equal(seen[~mask], (first.astype(np.float32) / np.float32(65535))[~mask])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -185,6 +227,27 @@ def test_output_size_equals_input_size(size, size_multiple):
     assert_outside_identical(np.asarray(out.image), array, mask)
     seen = pipe.model.calls[0]["image"]
     assert seen.shape[-2] % size_multiple == 0 and seen.shape[-1] % size_multiple == 0
+
+
+class DefaultPadModel(FakeModel):
+    pad_mode = InpaintModel.pad_mode  # InpaintModel's default ("reflect")
+
+    @property
+    def min_size(self) -> int:
+        return 6
+
+
+def test_padding_follows_the_model_defaults_and_only_inpaint_models_are_accepted():
+    pipe = InpaintPipeline(DefaultPadModel(FakeConfig(size_multiple=4)))
+    assert pipe.model.pad_mode == "reflect"
+    array = random_uint8(5, 3, 3)
+    pipe(array, box_mask(5, 3, 1, 1, 2, 2))
+    seen = pipe.model.calls[0]["image"][0].numpy()
+    # to the multiple of 4 and at least min_size 6 (rounded up to 8), with reflect padding
+    expected = np.pad(array.transpose(2, 0, 1).astype(np.float32) / 255, ((0, 0), (0, 3), (0, 5)), mode="reflect")
+    np.testing.assert_array_equal(seen, expected)
+    with pytest.raises(TypeError, match="model must be an inpaint_hub InpaintModel.*got Linear"):
+        InpaintPipeline(torch.nn.Linear(2, 2))
 
 
 def test_padding_uses_the_model_pad_mode():
@@ -334,6 +397,29 @@ def test_crop_strategy_runs_once_per_region_with_bounded_crops(caplog):
         assert (patch == patch[0]).all()
 
 
+def test_hd_defaults_are_1280_800_and_128():
+    pipe = make_pipe()
+    # resize_limit=1280: a 1281-pixel-long image is inpainted at 1280, a 1280-pixel one as it is
+    for width, seen_width in ((1281, 1280), (1280, 1280)):
+        array = random_uint8(4, width, 3)
+        pipe(array, box_mask(4, width, 1, 600, 3, 700), hd_strategy="resize")
+        assert pipe.model.calls[-1]["image"].shape == (1, 3, 4, seen_width)
+        if width == 1280:
+            seen = pipe.model.calls[-1]["image"][0].numpy().transpose(1, 2, 0)
+            np.testing.assert_array_equal(seen, array.astype(np.float32) / np.float32(255))
+    # crop_trigger_size=800: 801 pixels crop, 800 do not; crop_margin=128 grows the crop by 128 on each side
+    for width, seen in ((801, (257, 257)), (800, (300, 800))):
+        array = random_uint8(300, width, 3)
+        mask = np.zeros((300, width), bool)
+        mask[150, 400] = True
+        pipe(array, mask, hd_strategy="crop")
+        call = pipe.model.calls[-1]
+        assert tuple(call["image"].shape[-2:]) == seen
+        if width == 801:  # rows 150-128 .. 150+128, columns 400-128 .. 400+128
+            crop = array[22:279, 272:529].transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+            np.testing.assert_array_equal(call["image"][0].numpy(), crop)
+
+
 def test_crop_strategy_below_trigger_behaves_like_original():
     pipe = make_pipe(fill="mean")
     array = random_uint8(40, 30, 3)
@@ -384,6 +470,30 @@ def test_random_seed_when_none_and_caller_generator():
     assert not np.array_equal(np.asarray(a.images[0]), np.asarray(a.images[1]))
 
 
+def test_seed_range_is_checked_up_front():
+    pipe = make_pipe(fill="noise")
+    array = random_uint8(4, 4, 3)
+    mask = box_mask(4, 4, 1, 1, 3, 3)
+    for seed, num_samples in ((2**64, 1), (2**63, 1), (2**63 - 1, 2), (2**63 - 3, 4)):
+        with pytest.raises(ValueError, match=r"seed must be below 2\*\*63 - num_samples \+ 1"):
+            pipe(array, mask, seed=seed, num_samples=num_samples)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        pipe(array, mask, seed=-1)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        pipe(array, mask, seed=1.5)
+    assert not pipe.model.calls
+    assert pipe(array, mask, seed=2**63 - 2, num_samples=2).seeds == [2**63 - 2, 2**63 - 1]
+    assert pipe(array, mask, seed=np.int64(2**63 - 1)).seeds == [2**63 - 1]
+
+
+def test_random_seed_leaves_room_for_every_sample(monkeypatch):
+    from inpaint_hub import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module.secrets, "randbelow", lambda bound: bound - 1)  # the largest draw
+    out = make_pipe(fill="noise")(random_uint8(4, 4, 3), box_mask(4, 4, 1, 1, 3, 3), num_samples=3)
+    assert out.seeds == [2**63 - 3, 2**63 - 2, 2**63 - 1]
+
+
 def test_deterministic_model_repeats():
     out = make_pipe()(random_uint8(8, 8, 3), box_mask(8, 8, 2, 2, 6, 6), num_samples=3, seed=0)
     assert len(out.images) == 3
@@ -409,6 +519,8 @@ def test_errors_are_value_errors_naming_the_problem(tmp_path):
         pipe(array, mask, mask_dilate=-2)
     with pytest.raises(ValueError, match="too many pixels"):
         pipe(array, mask, max_pixels=50)
+    with pytest.raises(ValueError, match="mask contains NaN"):
+        pipe(array, np.where(mask > 0, np.nan, 0.0))
 
     text = tmp_path / "image.png"
     text.write_bytes(b"GIF? no, plain text")
@@ -426,6 +538,32 @@ def test_errors_are_value_errors_naming_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"cannot read mask .*mask\.png"):
         pipe(array, mask_file)
     assert not pipe.model.calls
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG whose IHDR claims ``width x height`` (8-bit grayscale) with almost no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
+
+
+def test_max_pixels_none_is_the_default_as_in_load_image_and_zero_is_no_limit():
+    pipe = make_pipe()
+    bomb = png_header_only(9_000, 8_000)  # 72,000,000 pixels: over DEFAULT_MAX_PIXELS, under Pillow's limit
+    for max_pixels in (None, DEFAULT_MAX_PIXELS):
+        with pytest.raises(ValueError, match=f"72000000 > max_pixels={DEFAULT_MAX_PIXELS}"):
+            pipe(bomb, np.zeros((8_000, 9_000), bool), max_pixels=max_pixels)
+    array = random_uint8(30, 40, 3)
+    with pytest.raises(ValueError, match="too many pixels"):
+        pipe(array, box_mask(30, 40, 1, 1, 4, 4), max_pixels=1000)
+    assert pipe(array, box_mask(30, 40, 1, 1, 4, 4), max_pixels=0).image.size == (40, 30)  # 0 = no limit
+    with pytest.raises(ValueError, match="max_pixels must be a non-negative integer"):
+        pipe(array, box_mask(30, 40, 1, 1, 4, 4), max_pixels=-5)
 
 
 # ------------------------------------------------------------------------------------------------- loading
