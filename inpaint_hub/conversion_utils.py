@@ -9,18 +9,32 @@ Safety model of :func:`load_original_checkpoint`
 -------------------------------------------------
 A pickle can run code only by *calling* something it names: the ``REDUCE``, ``INST``, ``OBJ`` and ``NEWOBJ`` opcodes
 call objects that the unpickler's ``find_class`` returned for a ``GLOBAL``/``STACK_GLOBAL``/``EXT`` opcode, and
-``BUILD`` calls ``__setstate__`` on (or sets attributes of) an object on the stack. The loader first tries
-``torch.load(weights_only=True)``. If torch refuses the pickle, it loads the file again through
-:class:`RestrictedUnpickler`, whose ``find_class`` never imports anything. It returns
+``BUILD`` calls ``__setstate__`` on (or sets attributes of) an object on the stack. Every file is read through
+:class:`RestrictedUnpickler` (as the ``pickle_module`` of ``torch.load``), whose ``find_class`` never imports anything.
+It returns
 
-* real objects only for a short allow-list (see :func:`allowed_globals`): immutable builtin/collections types, torch
-  dtypes/``Size``/``device``, ``torch.Tensor``/``Parameter`` (their ``__setstate__`` keeps ``BUILD`` from touching
-  the classes), and wrapped, argument-checking versions of torch's tensor-rebuild helpers;
+* real objects only for a short allow-list (see :func:`allowed_globals`): scalar builtin types, torch dtypes and
+  ``device``, ``torch.nn.Parameter``, and wrapped, argument-checking versions of the container constructors
+  (``bytes``, ``list``, ``dict``, ``OrderedDict``, ``torch.Size``, ...) and of torch's tensor-rebuild helpers;
 * for every other name, an inert placeholder class (a subclass of :class:`UnpickledPlaceholder`, made per name).
   ``NEWOBJ``/``NEWOBJ_EX`` + ``BUILD`` (how protocol 2+ pickles plain class instances) give a placeholder instance
   that records the name, the ``__new__`` arguments and the state, so Lightning hyper-parameters load as inert data.
   *Calling* a placeholder class (``REDUCE``, ``INST``/``OBJ`` with arguments) raises :class:`UnsafeCheckpointError`,
   so ``os.system``, ``builtins.eval``, ``subprocess.Popen`` & co. are refused before anything runs.
+
+Memory: the wrapped constructors accept only data the file itself holds (``bytes``/``str``, already-built lists,
+tuples and dicts), never an integer size (``bytearray(10**9)``) or a lazy iterable (``list(range(10**12))``), so a
+tiny pickle cannot make the loader allocate gigabytes; storages are sized by the archive's own records. This is why
+the restricted unpickler reads every file: ``torch.load(weights_only=True)`` itself calls ``bytearray(n)`` and
+``torch.Tensor(n)`` for any ``n`` the pickle gives. (An attacker can always force the restricted path by naming one
+custom class, so reading plain files with it too costs no safety.) After loading, containers that ``BUILD`` gave
+instance attributes (an ``OrderedDict`` whose ``items`` returns ``[]``) are refused; only the ``_metadata`` that
+``nn.Module.state_dict()`` attaches is accepted.
+
+Files that need a torch helper outside the allow-list (sparse, quantized or nested tensors, legacy typed-tensor
+constructors) are refused with a ``ValueError``. With ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` set, torch refuses any custom
+unpickler, so files are then read with ``torch.load(weights_only=True)`` (torch's own checks, without the memory
+checks above), and a file that needs the restricted unpickler gets a ``ValueError`` that says to unset the variable.
 """
 
 from __future__ import annotations
@@ -64,7 +78,12 @@ _SANDBOX_ADVICE = (
 
 
 class UnsafeCheckpointError(ValueError):
-    """The checkpoint's pickle tries to run code at load time (calls something that is not allow-listed)."""
+    """The checkpoint's pickle tries to run code at load time (calls something that is not allow-listed), to make
+    the loader allocate unbounded memory, or to disguise a container (instance attributes on a dict)."""
+
+
+class _UnsupportedTensorHelper(ValueError):
+    """The pickle calls a torch helper that ``torch.load(weights_only=True)`` knows but this loader does not."""
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
@@ -84,6 +103,22 @@ def _refusal_message(target: str, args: tuple = (), kwargs: Mapping[str, Any] | 
     )
 
 
+_TORCH_WEIGHTS_ONLY_NAMES: frozenset[str] | None = None
+
+
+def _torch_weights_only_names() -> frozenset[str]:
+    """``module.name`` of the globals torch's own weights-only unpickler accepts (empty if torch hides them)."""
+    global _TORCH_WEIGHTS_ONLY_NAMES
+    if _TORCH_WEIGHTS_ONLY_NAMES is None:
+        try:
+            from torch._weights_only_unpickler import _get_allowed_globals
+
+            _TORCH_WEIGHTS_ONLY_NAMES = frozenset(str(name) for name in _get_allowed_globals())
+        except Exception:  # a private torch API; without it the refusal message is the generic one
+            _TORCH_WEIGHTS_ONLY_NAMES = frozenset()
+    return _TORCH_WEIGHTS_ONLY_NAMES
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Placeholders for everything the allow-list does not cover.
 
@@ -97,6 +132,12 @@ class _PlaceholderMeta(type):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         # Reached by pickle's REDUCE (``func(*args)``) and by INST/OBJ with arguments. NEWOBJ/NEWOBJ_EX do not get
         # here: they call ``cls.__new__`` through the type's tp_new slot, which makes an inert instance.
+        if cls.placeholder_name in _torch_weights_only_names():
+            raise _UnsupportedTensorHelper(
+                f"its pickle calls {cls.placeholder_name}, a torch helper for sparse, quantized or nested tensors (or "
+                "a legacy typed-tensor constructor), which this loader does not support; re-save the checkpoint with "
+                "plain dense tensors"
+            )
         raise UnsafeCheckpointError(_refusal_message(cls.placeholder_name, args, kwargs))
 
     @property
@@ -229,6 +270,113 @@ class _AllowedCallable:
         return f"<allow-listed {self._name}>"
 
 
+class _AllowedType(_AllowedCallable):
+    """Allow-listed type handed to the unpickler in place of the real type.
+
+    Calling it checks the arguments and returns an instance of the real type (``real``). It is not a type itself, so
+    the ``NEWOBJ`` opcode, which would call ``real.__new__`` unchecked (``bytes.__new__(bytes, 10**9)``), fails.
+    """
+
+    __slots__ = ("real",)
+
+    def __init__(self, name: str, real: type, func: Any) -> None:
+        super().__init__(name, func)
+        self.real = real
+
+
+def _unwrap_type(value: Any) -> Any:
+    return value.real if isinstance(value, _AllowedType) else value
+
+
+def _memory_refusal(
+    target: str, args: tuple, kwargs: Mapping[str, Any] | None, accepted: str
+) -> UnsafeCheckpointError:
+    shown = [_short_repr(a) for a in args] + [f"{k}={_short_repr(v)}" for k, v in (kwargs or {}).items()]
+    return UnsafeCheckpointError(
+        f"the checkpoint's pickle calls {target}({', '.join(shown)}), but here {target} accepts only {accepted}: an "
+        "integer size, a lazy iterable (range, a tensor) or an arbitrary object could make the loader allocate "
+        "unbounded memory, so the file is refused (nothing was allocated)."
+    )
+
+
+# Containers the pickle itself spelled out, element by element, so their size is bounded by the file's.
+_BUILT_DATA = (tuple, list, set, frozenset, dict, str, bytes, bytearray)
+
+
+def _is_text_encoding(encoding: Any, errors: Any = "strict") -> bool:
+    return isinstance(encoding, str) and encoding.lower() in _TEXT_ENCODINGS and errors == "strict"
+
+
+def _checked_binary(real: type, name: str) -> Any:
+    """``bytes``/``bytearray``/``str``: from bytes-like data or ``(str, encoding)``, never from a size or iterable."""
+    accepted = "a str, or bytes and an encoding" if real is str else "bytes-like data or a str with a text encoding"
+
+    def construct(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs:
+            if not args:
+                return real()
+            source, rest = args[0], args[1:]
+            if not rest and (isinstance(source, str) if real is str else isinstance(source, (bytes, bytearray))):
+                return real(source)
+            encoded_type = (bytes, bytearray) if real is str else str
+            if isinstance(source, encoded_type) and 1 <= len(rest) <= 2 and _is_text_encoding(*rest):
+                return real(*args)
+        raise _memory_refusal(name, args, kwargs, accepted)
+
+    return construct
+
+
+def _checked_collection(real: type, name: str) -> Any:
+    """``tuple``/``list``/``set``/``frozenset``: empty or from data the pickle spelled out."""
+
+    def construct(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs and (not args or (len(args) == 1 and isinstance(args[0], _BUILT_DATA))):
+            return real(*args)
+        raise _memory_refusal(name, args, kwargs, "no argument or an already-built list, tuple, set, dict or str")
+
+    return construct
+
+
+def _checked_mapping(real: type, name: str) -> Any:
+    """``dict``/``OrderedDict``/``Counter``: empty, or from a dict or a list/tuple of pairs (plus keywords)."""
+
+    def construct(*args: Any, **kwargs: Any) -> Any:
+        if len(args) <= 1 and (not args or isinstance(args[0], (dict, list, tuple))):
+            return real(*args, **kwargs)
+        raise _memory_refusal(name, args, kwargs, "no argument, a dict, or a list of key-value pairs")
+
+    return construct
+
+
+def _check_default_factory(factory: Any, target: str) -> Any:
+    """A ``defaultdict`` factory: None, an allow-listed type (unwrapped) or an inert placeholder."""
+    factory = _unwrap_type(factory)
+    if factory is None or isinstance(factory, (_PlaceholderMeta, UnpickledPlaceholder)) or factory in _FACTORY_TYPES:
+        return factory
+    raise UnsafeCheckpointError(_refusal_message(target, (factory,)))
+
+
+def _defaultdict(*args: Any, **kwargs: Any) -> collections.defaultdict:
+    name = "collections.defaultdict"
+    if len(args) <= 2 and (len(args) < 2 or isinstance(args[1], (dict, list, tuple))):
+        factory = _check_default_factory(args[0] if args else None, name)
+        return collections.defaultdict(factory, *args[1:], **kwargs)
+    raise _memory_refusal(name, args, kwargs, "a default factory plus an optional dict or list of key-value pairs")
+
+
+def _torch_size(*args: Any, **kwargs: Any) -> torch.Size:
+    if not kwargs and (
+        not args or (len(args) == 1 and isinstance(args[0], (tuple, list)) and all(type(v) is int for v in args[0]))
+    ):
+        return torch.Size(*args)
+    raise _memory_refusal("torch.Size", args, kwargs, "a tuple or list of ints")
+
+
+def _torch_tensor(*args: Any, **kwargs: Any) -> torch.Tensor:
+    # torch.save rebuilds tensors from storages; the legacy constructor only turns a size into an allocation.
+    raise _memory_refusal("torch.Tensor", args, kwargs, "no call at all (tensors are rebuilt from their storages)")
+
+
 def _check_typed_storage(storage: Any) -> None:
     if not isinstance(storage, torch.storage.TypedStorage):
         raise pickle.UnpicklingError(f"tensor rebuild expected a storage, got {type(storage).__name__}")
@@ -322,6 +470,7 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> to
     if not isinstance(args, tuple):
         raise pickle.UnpicklingError("_rebuild_from_type_v2 expected an argument tuple")
     tensor = func(*args)
+    new_type = _unwrap_type(new_type)
     if new_type in (torch.Tensor, torch.nn.Parameter):
         if type(tensor) is not new_type:
             tensor = tensor.as_subclass(new_type)
@@ -356,7 +505,10 @@ def _check_newobj_class(cls: Any, target: str, args: tuple) -> None:
 
 
 def _copyreg_newobj(cls: Any, *args: Any) -> Any:
-    # Same as the NEWOBJ opcode: cls.__new__(cls, *args), for placeholders and allow-listed types only.
+    # Same as the NEWOBJ opcode: cls.__new__(cls, *args), for placeholders and allow-listed types only; a wrapped
+    # (argument-checking) type is called instead, as its real __new__ would skip the checks.
+    if isinstance(cls, _AllowedType):
+        return cls(*args)
     _check_newobj_class(cls, "copyreg.__newobj__", args)
     return cls.__new__(cls, *args)
 
@@ -364,6 +516,8 @@ def _copyreg_newobj(cls: Any, *args: Any) -> Any:
 def _copyreg_newobj_ex(cls: Any, args: Any, kwargs: Any) -> Any:
     if not (isinstance(args, tuple) and isinstance(kwargs, dict)):
         raise pickle.UnpicklingError("copyreg.__newobj_ex__ expected an argument tuple and a keyword dict")
+    if isinstance(cls, _AllowedType):
+        return cls(*args, **kwargs)
     _check_newobj_class(cls, "copyreg.__newobj_ex__", args)
     return cls.__new__(cls, *args, **kwargs)
 
@@ -375,15 +529,37 @@ def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     raise UnsafeCheckpointError(_refusal_message("copyreg._reconstructor", (cls, base, state)))
 
 
-# Immutable builtin types (BUILD cannot set attributes on them; calling them runs no pickled code).
-_BUILTIN_TYPES = (
-    "object", "bool", "int", "float", "complex", "str", "bytes", "bytearray", "tuple", "list", "dict", "set",
-    "frozenset", "slice", "range",
-)  # fmt: skip
+# Builtin types handed out as themselves: BUILD cannot set attributes on them, and neither calling them nor their
+# __new__ (NEWOBJ) runs pickled code or allocates more than the file holds.
+_PLAIN_BUILTINS = ("object", "bool", "int", "float", "complex", "slice", "range")
+# Types handed out as argument-checking _AllowedType wrappers: (module, name) -> (type, checked constructor).
+_CHECKED_TYPES: dict[tuple[str, str], tuple[type, Any]] = {
+    (module, real.__name__): (real, make(real, f"{module}.{real.__name__}"))
+    for module, real, make in (
+        ("builtins", bytes, _checked_binary),
+        ("builtins", bytearray, _checked_binary),
+        ("builtins", str, _checked_binary),
+        ("builtins", tuple, _checked_collection),
+        ("builtins", list, _checked_collection),
+        ("builtins", set, _checked_collection),
+        ("builtins", frozenset, _checked_collection),
+        ("builtins", dict, _checked_mapping),
+        ("collections", collections.OrderedDict, _checked_mapping),
+        ("collections", collections.Counter, _checked_mapping),
+    )
+} | {
+    ("collections", "defaultdict"): (collections.defaultdict, _defaultdict),
+    ("torch", "Size"): (torch.Size, _torch_size),
+    # Only an argument of _rebuild_from_type_v2 (unwrapped there); calling it is refused.
+    ("torch", "Tensor"): (torch.Tensor, _torch_tensor),
+    ("torch._tensor", "Tensor"): (torch.Tensor, _torch_tensor),
+}
+# Real types that copyreg.__newobj__ may instantiate (wrapped types go through their checks instead).
 _SAFE_TYPES: frozenset[type] = frozenset(
-    [getattr(builtins, n) for n in _BUILTIN_TYPES]
-    + [collections.OrderedDict, collections.defaultdict, torch.Size, torch.device, torch.Tensor, torch.nn.Parameter]
+    [getattr(builtins, n) for n in _PLAIN_BUILTINS] + [torch.device, torch.nn.Parameter]
 )
+# Real types a defaultdict may keep as its default factory.
+_FACTORY_TYPES: frozenset[type] = _SAFE_TYPES | {real for real, _ in _CHECKED_TYPES.values()}
 
 _ALLOWED: dict[tuple[str, str], Any] | None = None
 
@@ -397,20 +573,17 @@ def allowed_globals() -> dict[tuple[str, str], Any]:
     """
     global _ALLOWED
     if _ALLOWED is None:
-        allowed: dict[tuple[str, str], Any] = {("builtins", n): getattr(builtins, n) for n in _BUILTIN_TYPES}
+        allowed: dict[tuple[str, str], Any] = {("builtins", n): getattr(builtins, n) for n in _PLAIN_BUILTINS}
         allowed.update(
             {
-                ("collections", "OrderedDict"): collections.OrderedDict,
-                ("collections", "defaultdict"): collections.defaultdict,
-                ("torch", "Size"): torch.Size,
                 ("torch", "device"): torch.device,
-                # Python classes, but both define __setstate__, so a BUILD aimed at the class fails instead of
-                # setting attributes on it.
-                ("torch", "Tensor"): torch.Tensor,
-                ("torch._tensor", "Tensor"): torch.Tensor,
+                # A Python class, but it defines __setstate__, so a BUILD aimed at the class fails instead of setting
+                # attributes on it; Parameter(data) needs a tensor, and Parameter.__new__ allocates nothing.
                 ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
             }
         )
+        for (module, name), (real, construct) in _CHECKED_TYPES.items():
+            allowed[(module, name)] = _AllowedType(f"{module}.{name}", real, construct)
         # dtypes pickle as references, e.g. GLOBAL torch.float32.
         for value in vars(torch).values():
             if isinstance(value, torch.dtype):
@@ -531,33 +704,113 @@ def _not_a_checkpoint(path: Path, error: BaseException) -> ValueError:
     )
 
 
-def _strip_backward_hooks(obj: Any) -> None:
-    """Remove backward hooks that a pickle's BUILD may have installed on loaded tensors (never legitimately saved)."""
-    stack, seen = [obj], set()
+def _instance_attributes(item: Any) -> dict:
+    # The type's __dict__ descriptor wins over an instance attribute of that name; defaultdict has no __dict__.
+    attributes = getattr(item, "__dict__", None)
+    return attributes if isinstance(attributes, dict) else {}
+
+
+def _render_path(node: Any) -> str:
+    """``the checkpoint['state_dict'].attr`` from the linked path nodes of :func:`_check_loaded` (built on error
+    only, so deep nesting does not cost one long string per object)."""
+    parts: list[str] = []
+    while node is not None:
+        node, kind, label = node
+        parts.append(f"[{_short_repr(label, 60)}]" if kind == "item" else f".{label}" if kind == "attr" else label)
+    text = "the checkpoint" + "".join(reversed(parts))
+    return text if len(text) <= 400 else f"{text[:200]} ... {text[-200:]}"
+
+
+def _check_dict_attributes(item: dict, node: Any) -> None:
+    """Refuse a dict subclass (OrderedDict, defaultdict, Counter) to which the pickle's BUILD gave attributes."""
+    attributes = _instance_attributes(item)
+    extra = sorted(str(name) for name in attributes if name != "_metadata")
+    if extra:
+        raise UnsafeCheckpointError(
+            f"{_render_path(node)} is an instance of {type(item).__name__} whose pickle also sets the instance "
+            f"attribute(s) {', '.join(repr(n) for n in extra)}; those would change how the container behaves (e.g. "
+            "an items() that hides or swaps tensors), and no torch.save file carries them (only "
+            "nn.Module.state_dict()'s _metadata), so the file is refused."
+        )
+    if "_metadata" in attributes and not isinstance(attributes["_metadata"], dict):
+        raise UnsafeCheckpointError(
+            f"{_render_path(node)}._metadata is a {type(attributes['_metadata']).__name__}, not the dict that "
+            "nn.Module.state_dict() attaches, so the file is refused."
+        )
+    if isinstance(item, collections.defaultdict):
+        # BUILD with a slot state can set default_factory, which is a slot, not an instance attribute.
+        try:
+            item.default_factory = _check_default_factory(item.default_factory, "collections.defaultdict")
+        except UnsafeCheckpointError as error:
+            raise UnsafeCheckpointError(f"{_render_path(node)}.default_factory: {error}") from None
+
+
+def _check_loaded(obj: Any) -> None:
+    """Post-load checks on everything reachable from ``obj`` (containers, placeholder data, tensor attributes).
+
+    Refuses dict subclasses that carry instance attributes (see :func:`_check_dict_attributes`) and removes backward
+    hooks that a pickle's BUILD may have installed on tensors (never legitimately saved). Iterative, any depth.
+    """
+    stack: list[tuple[Any, Any]] = [(obj, None)]  # (object, path node: None or (parent node, kind, label))
+    seen: set[int] = set()
     while stack:
-        item = stack.pop()
+        item, node = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
         if isinstance(item, torch.Tensor):
             if getattr(item, "_backward_hooks", None):
                 item._backward_hooks = collections.OrderedDict()
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
+            stack.extend((v, (node, "attr", k)) for k, v in _instance_attributes(item).items())
+        elif isinstance(item, dict):
+            if type(item) is not dict:
+                _check_dict_attributes(item, node)
+                stack.extend((v, (node, "attr", k)) for k, v in _instance_attributes(item).items())
+            # dict.items, not item.items: the latter could be an instance attribute (refused above, but be sure).
+            for key, value in dict.items(item):
+                stack.append((key, (node, "text", " (a key)")))
+                stack.append((value, (node, "item", key)))
         elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
+            stack.extend((v, (node, "item", i)) for i, v in enumerate(item))
         elif isinstance(item, UnpickledPlaceholder):
-            stack.extend((item.args, item.kwargs, item.state))
+            node = (node, "text", f" ({item.placeholder_name})")
+            stack.extend(((item.args, (node, "attr", "args")), (item.kwargs, (node, "attr", "kwargs"))))
+            stack.append((item.state, (node, "attr", "state")))
+
+
+_TRUE_VALUES = ("1", "y", "yes", "true")
+
+
+def _torch_forces_weights_only() -> bool:
+    # torch.load reads this variable on every call (torch/serialization.py), with these values.
+    return os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE_VALUES
+
+
+def _forced_weights_only_error(path: Path, error: BaseException) -> ValueError:
+    return ValueError(
+        f"Could not load {path}: torch.load(weights_only=True) refuses it ({_summarize_error(error)}), so it needs "
+        "this loader's restricted unpickler, but TORCH_FORCE_WEIGHTS_ONLY_LOAD is set in the environment, which "
+        "makes torch refuse any custom unpickler. Unset TORCH_FORCE_WEIGHTS_ONLY_LOAD (e.g. `env -u "
+        "TORCH_FORCE_WEIGHTS_ONLY_LOAD <command>`) and run again; the restricted unpickler never executes pickled "
+        "code either."
+    )
+
+
+def _checked(path: Path, obj: Any) -> Any:
+    try:
+        _check_loaded(obj)
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"Refusing to load {path}: {error}") from None
+    return obj
 
 
 def load_original_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
     """Load an authors' ``torch.save`` checkpoint without executing any pickled code.
 
-    First ``torch.load(weights_only=True)``. If torch refuses the pickle (e.g. a Lightning checkpoint whose
-    ``hyper_parameters`` pickle an OmegaConf object, or a pickle opcode the weights-only unpickler lacks), the file
-    is read again through :class:`RestrictedUnpickler`: allow-listed tensor helpers are used, every other class
-    becomes an inert :class:`UnpickledPlaceholder` instance, and any attempt to *call* a non-allow-listed object is
-    refused with :class:`UnsafeCheckpointError`.
+    The file is read by ``torch.load`` with :class:`RestrictedUnpickler` as its pickle module (see the module
+    docstring): allow-listed tensor helpers and size-checked container constructors are used, every other class
+    becomes an inert :class:`UnpickledPlaceholder` instance (e.g. the OmegaConf ``hyper_parameters`` of a Lightning
+    checkpoint), and any attempt to *call* a non-allow-listed object is refused with :class:`UnsafeCheckpointError`.
 
     Args:
         path: checkpoint file (``best.ckpt``, ``*.pth``; zip or legacy ``torch.save`` format).
@@ -568,9 +821,11 @@ def load_original_checkpoint(path: str | os.PathLike, *, map_location: Any = "cp
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        UnsafeCheckpointError: the pickle tries to run code (a ``__reduce__`` calling ``os.system``, ``eval``, ...).
+        UnsafeCheckpointError: the pickle tries to run code (a ``__reduce__`` calling ``os.system``, ``eval``, ...),
+            to allocate unbounded memory (``bytearray(10**9)``), or to give a dict instance attributes.
         ValueError: ``path`` is not a ``torch.save`` checkpoint (text, random bytes, a plain pickle, a TorchScript
-            or legacy tar archive) or is corrupt.
+            or legacy tar archive) or is corrupt; it holds sparse/quantized/nested tensors; or
+            ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` is set and the file needs the restricted unpickler.
     """
     path = Path(path)
     if not path.exists():
@@ -580,47 +835,57 @@ def load_original_checkpoint(path: str | os.PathLike, *, map_location: Any = "cp
     if not path.is_file():
         raise ValueError(f"{path} is not a file; expected a checkpoint file written by torch.save")
     with path.open("rb") as f:
-        try:
-            return torch.load(f, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as error:
-            refusal = error
-        except Exception as error:
-            if _is_torchscript_archive(f):
-                raise ValueError(
-                    f"{path} is a TorchScript archive (torch.jit.save). Loading one runs its TorchScript code, so it "
-                    "is not supported; convert from the eager checkpoint (torch.save of a state_dict) instead."
-                ) from error
-            raise _not_a_checkpoint(path, error) from error
-        return _load_restricted(path, f, map_location, refusal)
+        if _is_torchscript_archive(f):
+            # torch.load(weights_only=False) would hand it to torch.jit.load.
+            raise ValueError(
+                f"{path} is a TorchScript archive (torch.jit.save). Loading one runs its TorchScript code, so it "
+                "is not supported; convert from the eager checkpoint (torch.save of a state_dict) instead."
+            )
+        if _is_tar_archive(f):
+            # torch.load(weights_only=False) would extract it with tarfile.
+            raise ValueError(f"{path} is a legacy tar checkpoint (torch < 0.4 format), which is not supported")
+        if _torch_forces_weights_only():
+            return _checked(path, _load_weights_only(path, f, map_location))
+        return _checked(path, _load_restricted(path, f, map_location))
 
 
-def _load_restricted(path: Path, f: BinaryIO, map_location: Any, refusal: BaseException) -> Any:
-    # torch.load(weights_only=False) would hand these two formats to torch.jit.load / a tar extractor. weights_only
-    # already refused them (with a RuntimeError, so we never get here for them), but check again before relaxing it.
-    if _is_torchscript_archive(f) or _is_tar_archive(f):
-        raise ValueError(f"{path}: TorchScript and legacy tar checkpoints are not supported")
+def _load_weights_only(path: Path, f: BinaryIO, map_location: Any) -> Any:
+    """``torch.load(weights_only=True)``: the only way left when TORCH_FORCE_WEIGHTS_ONLY_LOAD is set."""
+    logger.info("%s: TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, so reading it with torch.load(weights_only=True)", path)
+    try:
+        return torch.load(f, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise _forced_weights_only_error(path, error) from error
+    except Exception as error:
+        raise _not_a_checkpoint(path, error) from error
+
+
+def _load_restricted(path: Path, f: BinaryIO, map_location: Any) -> Any:
     pickle_module = _RestrictedPickleModule()
     f.seek(0)
     try:
         # weights_only=False is safe here only because pickle_module is our restricted module: every global the
         # pickle names (zip format: the data.pkl record; legacy format: also the header pickles read with
         # pickle_module.load) is resolved by RestrictedUnpickler.find_class, which imports nothing and returns either
-        # an allow-listed object or an inert placeholder class whose call raises UnsafeCheckpointError. mmap=False
-        # keeps a global mmap default from requiring a path.
+        # an allow-listed object or an inert placeholder class whose call raises UnsafeCheckpointError. The
+        # TorchScript and tar branches of torch.load were ruled out by the caller. mmap=False keeps a global mmap
+        # default from requiring a path.
         obj = torch.load(f, map_location=map_location, weights_only=False, pickle_module=pickle_module, mmap=False)
     except UnsafeCheckpointError as error:
         raise UnsafeCheckpointError(f"Refusing to load {path}: {error}") from None
+    except _UnsupportedTensorHelper as error:
+        raise ValueError(f"Cannot load {path}: {error}") from None
     except Exception as error:
+        if "pickle_module" in str(error):  # torch refused the custom unpickler (a forced weights-only mode)
+            raise _forced_weights_only_error(path, error) from error
         raise _not_a_checkpoint(path, error) from error
-    _strip_backward_hooks(obj)
     names = pickle_module.registry.names
-    logger.info(
-        "%s: torch.load(weights_only=True) refused it (%s); loaded it with the restricted unpickler instead; "
-        "skipped non-tensor objects: %s",
-        path,
-        _summarize_error(refusal),
-        ", ".join(names) if names else "none",
-    )
+    if names:
+        logger.info(
+            "%s: loaded with the restricted unpickler; skipped non-tensor objects: %s (kept as inert placeholders)",
+            path,
+            ", ".join(names),
+        )
     return obj
 
 
@@ -628,15 +893,43 @@ def _load_restricted(path: Path, f: BinaryIO, map_location: Any, refusal: BaseEx
 # State dicts.
 
 
-def _flatten_tensors(tree: Mapping, prefix: str, out: dict[str, torch.Tensor]) -> None:
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, torch.Tensor):
-            if name in out:
-                raise ValueError(f"Ambiguous checkpoint: tensor key {name!r} occurs twice after flattening")
-            out[name] = value
-        elif isinstance(value, Mapping):
-            _flatten_tensors(value, f"{name}.", out)
+# Dotted keys grow with the depth, so a pickle of deeply nested dicts would make quadratically long key strings.
+_MAX_NESTING = 100
+
+
+def _flatten_tensors(tree: Mapping, out: dict[str, torch.Tensor], where: str = "the checkpoint") -> None:
+    """Add the tensors of ``tree`` to ``out`` with dotted keys, depth first in the checkpoint's order.
+
+    A mapping that contains itself (directly or through its children, e.g. a pickled ``d["self"] = d``) and nesting
+    deeper than ``_MAX_NESTING`` are refused with a ``ValueError``.
+    """
+    stack = [(iter(tree.items()), "", id(tree))]
+    open_mappings = {id(tree): where}  # the mappings on the current path, with their names
+    while stack:
+        items, prefix, ident = stack[-1]
+        for key, value in items:
+            name = f"{prefix}{key}"
+            if isinstance(value, torch.Tensor):
+                if name in out:
+                    raise ValueError(f"Ambiguous checkpoint: tensor key {name!r} occurs twice after flattening")
+                out[name] = value
+            elif isinstance(value, Mapping):
+                if len(stack) >= _MAX_NESTING:
+                    raise ValueError(
+                        f"{where} nests mappings more than {_MAX_NESTING} levels deep (at key {_short_repr(name)}); "
+                        "a state dict is at most a few levels of dicts of tensors"
+                    )
+                if id(value) in open_mappings:
+                    raise ValueError(
+                        f"Reference cycle in {where}: the mapping at key {name!r} is {open_mappings[id(value)]}, "
+                        "which contains it, so its tensors cannot be flattened (a state dict is a tree of tensors)"
+                    )
+                open_mappings[id(value)] = f"the one at key {name!r}"
+                stack.append((iter(value.items()), f"{name}.", id(value)))
+                break
+        else:
+            stack.pop()
+            del open_mappings[ident]
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], prefix: str) -> dict[str, torch.Tensor]:
@@ -664,7 +957,7 @@ def extract_state_dict(checkpoint: Mapping[str, Any], prefix: str) -> dict[str, 
     if not isinstance(source, Mapping):
         source, where = checkpoint, "the checkpoint"
     tensors: dict[str, torch.Tensor] = {}
-    _flatten_tensors(source, "", tensors)
+    _flatten_tensors(source, tensors, where)
     if not tensors:
         keys = ", ".join(repr(k) for k in list(source)[:20]) or "none"
         raise ValueError(f"No tensors found in {where} (its keys: {keys})")

@@ -12,10 +12,11 @@ import pickle
 import shlex
 import subprocess
 import sys
+import tracemalloc
 import typing
 import warnings
 import zipfile
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,6 @@ from inpaint_hub.conversion_utils import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "official" / "golden"
 LOGGER_NAME = "inpaint_hub.conversion_utils"
 
 # Every hook of RecordingHParams appends here; the restricted loader must not trigger any of them.
@@ -89,7 +89,7 @@ def _fallback_records(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
-def test_plain_checkpoint_loads_with_weights_only(tmp_path, caplog, zip_format):
+def test_plain_checkpoint_loads_without_placeholders(tmp_path, caplog, zip_format):
     path = tmp_path / "plain.ckpt"
     expected = _tensors()
     torch.save({"state_dict": expected, "epoch": 3}, path, _use_new_zipfile_serialization=zip_format)
@@ -157,17 +157,25 @@ def test_tensor_with_python_attributes_and_parameter(tmp_path):
     assert isinstance(ckpt["p"], torch.nn.Parameter) and torch.equal(ckpt["p"], param)
 
 
-def test_allow_listed_values_survive_the_fallback(tmp_path):
-    """Values Lightning/OmegaConf checkpoints carry (protocol 2 pickles most of them via REDUCE)."""
+@pytest.mark.parametrize("protocol", [1, 2, 4, 5])
+def test_allow_listed_values_survive_the_fallback(tmp_path, protocol):
+    """Values Lightning/OmegaConf checkpoints carry (protocols < 4 pickle most of them via REDUCE), through the
+    argument-checking constructors."""
     path = tmp_path / "values.ckpt"
     values = {
         "defaultdict": defaultdict(list, {"a": [1]}),
+        "defaultdict_none": defaultdict(None, {"a": 1}),
         "ordered": OrderedDict(b=2),
+        "counter": Counter(a=2, b=1),
         "set": {1, 2},
         "frozenset": frozenset({"x"}),
         "bytes": b"\x00\xffab",
         "empty_bytes": b"",
         "bytearray": bytearray(b"xy"),
+        "empty_bytearray": bytearray(),
+        "str": "text \u00e9",
+        "tuple": (1, "a", (2,)),
+        "list": [1, [2.5]],
         "complex": 1 + 2j,
         "slice": slice(1, 5, 2),
         "size": torch.Size([2, 3]),
@@ -176,11 +184,12 @@ def test_allow_listed_values_survive_the_fallback(tmp_path):
         "layout": torch.sparse_coo,
         "big_int": 2**70,
     }
-    torch.save({**values, "hp": RecordingHParams(0), "any": typing.Any}, path)
+    torch.save({**values, "hp": RecordingHParams(0), "any": typing.Any}, path, pickle_protocol=protocol)
     loaded = load_original_checkpoint(path)
     for key, value in values.items():
         assert loaded[key] == value and type(loaded[key]) is type(value), key
-    assert loaded["defaultdict"].default_factory is list
+    assert loaded["defaultdict"].default_factory is list  # the real type, not the loader's wrapper
+    assert loaded["defaultdict_none"].default_factory is None
     assert loaded["any"].placeholder_name == "typing.Any"
 
 
@@ -298,30 +307,169 @@ def test_torchscript_archive_is_not_loaded(tmp_path):
             load_original_checkpoint(path)
 
 
-@pytest.fixture(scope="module")
-def golden_lama(tmp_path_factory) -> Path:
-    if not GOLDEN_DIR.is_dir():
-        pytest.skip(f"golden fixture folder {GOLDEN_DIR} not present in this checkout")
-    out = tmp_path_factory.mktemp("golden")
-    proc = subprocess.run(
-        [sys.executable, str(GOLDEN_DIR / "regen.py"), "--out", str(out), "--models", "lama_lama-fourier"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"regen.py failed:\n{proc.stdout}\n{proc.stderr}")
-    return out / "lama-fourier"
+def _zip_checkpoint(path: Path, data_pkl: bytes) -> None:
+    """A torch.save zip archive whose data.pkl record is ``data_pkl`` (a handcrafted pickle)."""
+    buffer = io.BytesIO()
+    torch.save({}, buffer)
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, data_pkl if name.endswith("/data.pkl") else source.read(name))
 
 
-def test_golden_lama_checkpoints_give_identical_generator_tensors(golden_lama, caplog):
-    regen_was_imported = "regen" in sys.modules
-    plain = load_original_checkpoint(golden_lama / "models" / "best.ckpt")
+def _global(module: str, name: str) -> bytes:
+    return f"c{module}\n{name}\n".encode()
+
+
+def _int(n: int) -> bytes:
+    return b"J" + n.to_bytes(4, "little")  # BININT
+
+
+N = 10**6
+P2 = b"\x80\x02"
+TUPLE1, TUPLE2, REDUCE, STOP = b"\x85", b"\x86", b"R", b"."
+# Each pickle asks an allow-listed constructor for N elements or bytes it does not hold.
+MEMORY_BOMBS = {
+    "bytearray": (P2 + _global("builtins", "bytearray") + _int(N) + TUPLE1 + REDUCE + STOP, "builtins.bytearray"),
+    "bytes": (P2 + _global("builtins", "bytes") + _int(N) + TUPLE1 + REDUCE + STOP, "builtins.bytes"),
+    "py2_bytearray": (P2 + _global("__builtin__", "bytearray") + _int(N) + TUPLE1 + REDUCE + STOP, "bytearray"),
+    "tensor": (P2 + _global("torch", "Tensor") + _int(N) + TUPLE1 + REDUCE + STOP, "torch.Tensor"),
+    "tensor_2d": (P2 + _global("torch._tensor", "Tensor") + _int(N) + _int(N) + TUPLE2 + REDUCE + STOP, "Tensor"),
+    "list_range": (
+        P2 + _global("builtins", "list") + _global("builtins", "range") + _int(N) + TUPLE1 + REDUCE + TUPLE1 + REDUCE
+        + STOP,
+        "builtins.list",
+    ),
+    "size_range": (
+        P2 + _global("torch", "Size") + _global("builtins", "range") + _int(N) + TUPLE1 + REDUCE + TUPLE1 + REDUCE
+        + STOP,
+        "torch.Size",
+    ),
+    "newobj_bytes": (
+        P2 + _global("copyreg", "__newobj__") + _global("builtins", "bytes") + _int(N) + TUPLE2 + REDUCE + STOP,
+        "builtins.bytes",
+    ),
+    # str(x) of a list holding N references to one long string would be N times that string
+    "str_repr": (
+        P2 + _global("builtins", "str") + b"X\x03\x00\x00\x00abcq\x000" + b"](" + b"h\x00" * 50 + b"e" + TUPLE1
+        + REDUCE + STOP,
+        "builtins.str",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bomb", list(MEMORY_BOMBS))
+def test_constructor_with_a_size_is_refused(tmp_path, bomb):
+    data, target = MEMORY_BOMBS[bomb]
+    path = tmp_path / "bomb.ckpt"
+    _zip_checkpoint(path, data)
+    with pytest.raises(UnsafeCheckpointError, match="unbounded memory") as info:
+        load_original_checkpoint(path)
+    assert target in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("container", ["zip", "bare_pickle"])
+def test_tiny_pickle_does_not_allocate_its_size(tmp_path, container):
+    """A 30-byte pickle calling bytearray(50_000_000): nothing near that size is allocated, on either route (a bare
+    pickle is read as the legacy format, whose magic number torch unpickles first)."""
+    size = 50_000_000
+    data = P2 + _global("builtins", "bytearray") + _int(size) + TUPLE1 + REDUCE + STOP
+    path = tmp_path / "bomb.ckpt"
+    if container == "zip":
+        _zip_checkpoint(path, data)
+    else:
+        path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsafeCheckpointError, match=r"bytearray\(50000000\)"):
+            load_original_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 10
+
+
+def test_newobj_on_a_checked_type_is_refused(tmp_path):
+    # NEWOBJ would call bytes.__new__(bytes, N) directly; the checked stand-in is not a type, so pickle refuses it.
+    path = tmp_path / "newobj.ckpt"
+    _zip_checkpoint(path, P2 + _global("builtins", "bytes") + _int(N) + TUPLE1 + b"\x81" + STOP)
+    with pytest.raises(ValueError, match="expected a file written by torch.save"):
+        load_original_checkpoint(path)
+
+
+@pytest.mark.parametrize("force_weights_only", [False, True], ids=["restricted", "forced_weights_only"])
+def test_dict_with_instance_attributes_is_refused(tmp_path, monkeypatch, force_weights_only):
+    """BUILD can give an OrderedDict instance attributes: here ``items`` returns an empty OrderedDict, which would
+    hide every tensor. torch's own weights-only unpickler allows that BUILD too."""
+    spoofed = OrderedDict(_tensors())
+    spoofed.items = OrderedDict
+    assert list(spoofed.items()) == []
+    path = tmp_path / "spoofed.ckpt"
+    torch.save({"state_dict": spoofed, "epoch": 1}, path)
+    if force_weights_only:
+        monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(UnsafeCheckpointError, match=r"checkpoint\['state_dict'\].*OrderedDict.*'items'") as info:
+        load_original_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_defaultdict_factory_set_by_build_is_refused(tmp_path):
+    # BUILD's slot state sets default_factory (a slot, not an instance attribute) to an allow-listed helper.
+    path = tmp_path / "factory.ckpt"
+    slot_state = b"N}X\x0f\x00\x00\x00default_factory" + _global("_codecs", "encode") + b"s" + TUPLE2
+    _zip_checkpoint(path, P2 + _global("collections", "defaultdict") + b")" + REDUCE + slot_state + b"b" + STOP)
+    with pytest.raises(UnsafeCheckpointError, match="default_factory"):
+        load_original_checkpoint(path)
+
+
+@pytest.mark.parametrize("with_hparams", [False, True])
+def test_state_dict_metadata_is_kept(tmp_path, with_hparams):
+    """nn.Module.state_dict() attaches ``_metadata`` to its OrderedDict: the one instance attribute accepted."""
+    state = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3)).state_dict()
+    path = tmp_path / "module.ckpt"
+    torch.save({"state_dict": state, **({"hp": RecordingHParams(0)} if with_hparams else {})}, path)
+    loaded = load_original_checkpoint(path)["state_dict"]
+    assert loaded._metadata == state._metadata
+    expected = [key.removeprefix("1.") for key in state if key.startswith("1.")]
+    assert list(extract_state_dict({"state_dict": loaded}, "1.")) == expected
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_forced_weights_only_environment(tmp_path, monkeypatch, value):
+    """torch reads TORCH_FORCE_WEIGHTS_ONLY_LOAD on every torch.load call and then refuses a custom pickle module."""
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": _tensors()}, plain)
+    with_hparams = tmp_path / "with_hparams.ckpt"
+    torch.save({"state_dict": _tensors(), "hyper_parameters": RecordingHParams(1)}, with_hparams)
+    monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", value)
+    SIDE_EFFECTS.clear()
+    loaded = load_original_checkpoint(plain)
+    assert all(torch.equal(loaded["state_dict"][k], t) for k, t in _tensors().items())
+    with pytest.raises(ValueError, match="Unset TORCH_FORCE_WEIGHTS_ONLY_LOAD") as info:
+        load_original_checkpoint(with_hparams)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    assert str(with_hparams) in str(info.value)
+    assert SIDE_EFFECTS == []
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    assert isinstance(load_original_checkpoint(with_hparams)["hyper_parameters"], UnpickledPlaceholder)
+
+
+def test_sparse_tensor_is_not_supported(tmp_path):
+    path = tmp_path / "sparse.ckpt"
+    torch.save({"s": torch.eye(3).to_sparse()}, path)
+    with pytest.raises(ValueError, match="sparse.*plain dense tensors") as info:
+        load_original_checkpoint(path)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+
+
+def test_golden_lama_checkpoints_give_identical_generator_tensors(lama_fourier_release, caplog):
+    # conftest imports regen.py as "golden_regen"; regen.py puts a "regen" shim in sys.modules only while it saves
+    # best_with_hparams.ckpt and removes it afterwards, so "regen" is absent here, and loading must not import it.
+    assert "regen" not in sys.modules
+    plain = load_original_checkpoint(lama_fourier_release / "models" / "best.ckpt")
     with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
-        with_hparams = load_original_checkpoint(golden_lama / "models" / "best_with_hparams.ckpt")
+        with_hparams = load_original_checkpoint(lama_fourier_release / "models" / "best_with_hparams.ckpt")
     assert "skipped non-tensor objects: regen.LightningHParamsMimic" in _fallback_records(caplog)[0]
-    if not regen_was_imported:
-        assert "regen" not in sys.modules
+    assert "regen" not in sys.modules
     hparams = with_hparams["hyper_parameters"]
     assert hparams.placeholder_name == "regen.LightningHParamsMimic"
     assert hparams.state["content"]["generator"]["n_blocks"] == 9
@@ -334,8 +482,8 @@ def test_golden_lama_checkpoints_give_identical_generator_tensors(golden_lama, c
     assert not any(k.startswith("generator.") for k in a)
 
 
-def test_golden_lama_config(golden_lama):
-    config = load_yaml_config(golden_lama / "config.yaml")
+def test_golden_lama_config(lama_fourier_release):
+    config = load_yaml_config(lama_fourier_release / "config.yaml")
     gen = config["generator"]
     assert gen["n_blocks"] == 9
     down = gen["downsample_conv_kwargs"]
@@ -370,6 +518,37 @@ def test_extract_state_dict_errors():
         extract_state_dict({"epoch": 1}, "")
     with pytest.raises(ValueError, match="checkpoint dict"):
         extract_state_dict([torch.ones(1)], "")
+
+
+def test_extract_state_dict_refuses_reference_cycles(tmp_path):
+    looped = {"w": torch.ones(1)}
+    looped["self"] = looped
+    with pytest.raises(ValueError, match=r"Reference cycle in the checkpoint: .*'self' is the checkpoint"):
+        extract_state_dict(looped, "")
+    inner = {"w": torch.ones(1)}
+    inner["back"] = {"up": inner}
+    with pytest.raises(
+        ValueError, match=r"cycle in checkpoint\[\"state_dict\"\]: .*'a\.back\.up' is the one at key 'a'"
+    ):
+        extract_state_dict({"state_dict": {"a": inner}}, "")
+    # through a file: pickle keeps the cycle, and the loader hands it over
+    path = tmp_path / "cycle.ckpt"
+    torch.save({"state_dict": {"generator": inner}, "hp": RecordingHParams(0)}, path)
+    with pytest.raises(ValueError, match="Reference cycle"):
+        extract_state_dict(load_original_checkpoint(path), "generator.")
+
+
+def test_extract_state_dict_shared_and_deep_mappings():
+    shared = {"w": torch.ones(1)}
+    assert list(extract_state_dict({"a": shared, "b": shared}, "")) == ["a.w", "b.w"]  # shared is not a cycle
+    deep: dict = {"w": torch.zeros(1)}
+    for _ in range(99):
+        deep = {"n": deep}
+    assert list(extract_state_dict(deep, "")) == ["n." * 99 + "w"]
+    for _ in range(5000):  # deeper than the interpreter's recursion limit, and than any state dict
+        deep = {"n": deep}
+    with pytest.raises(ValueError, match="more than 100 levels deep"):
+        extract_state_dict(deep, "")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
