@@ -13,7 +13,13 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .modeling_utils import AutoInpaintModel, InpaintModel
 
 logger = logging.getLogger("inpaint_hub")
 
@@ -35,9 +41,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import InpaintPipeline
     from .utils import atomic_write
 
-    model = AutoInpaintModel.from_pretrained(
-        args.model, revision=args.revision, local_files_only=args.local_files_only, device=args.device
-    )
+    # Everything that can be checked without the model is checked first: a typo in --output or --device should not
+    # cost a model load and a forward pass.
+    output = Path(args.output)
+    output_format = _format_for(output)
+    device = _check_device(args.device)
+    model = _load_model(AutoInpaintModel, args.model, args.revision, args.local_files_only, device)
     pipe = InpaintPipeline(model)
     start = time.perf_counter()
     result = pipe(
@@ -50,12 +59,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     elapsed = time.perf_counter() - start
-    output = Path(args.output)
     paths = [output] if len(result.images) == 1 else [
         output.with_name(f"{output.stem}_{i}{output.suffix}") for i in range(len(result.images))
     ]  # fmt: skip
     for image, path in zip(result.images, paths):
-        atomic_write(path, lambda tmp, image=image, path=path: image.save(tmp, format=_format_for(path)))
+        image = _fit_format(image, output_format)
+        atomic_write(path, lambda tmp, image=image: image.save(tmp, format=output_format))
         print(f"wrote {path}")
     print(f"{type(model).__name__} ({model.config.model_type}) took {elapsed:.2f} s")
     return 0
@@ -69,6 +78,46 @@ def _format_for(path: Path) -> str:
     if fmt is None:
         raise ValueError(f"cannot tell the image format from {path.name!r}; use .png, .jpg or .webp")
     return fmt
+
+
+def _fit_format(image: Image.Image, fmt: str) -> Image.Image:
+    """JPEG has no alpha channel: drop it (with a warning) instead of failing after the model has run."""
+    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
+        logger.warning("JPEG cannot store transparency: writing the result without its alpha channel")
+        return image.convert(image.mode[:-1])
+    return image
+
+
+def _check_device(device: str | None) -> str | None:
+    if device is None:
+        return None
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown --device {device!r}; use cpu, cuda, cuda:1, mps ...") from err
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available in this PyTorch install")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine")
+    return device
+
+
+def _load_model(
+    auto: type[AutoInpaintModel], name: str, revision: str | None, local_files_only: bool, device: str | None
+) -> InpaintModel:
+    """``AutoInpaintModel.from_pretrained`` with errors that say which model could not be loaded."""
+    if not Path(name).is_dir() and (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name):
+        raise FileNotFoundError(f"model folder {name} does not exist")
+    try:
+        return auto.from_pretrained(name, revision=revision, local_files_only=local_files_only, device=device)
+    except (ValueError, OSError) as err:
+        if str(name) in str(err):
+            raise
+        where = "folder" if Path(name).is_dir() else "Hub repository"
+        message = f"cannot load model {name!r} ({where}): {err}"
+        raise (OSError(message) if isinstance(err, OSError) else ValueError(message)) from err
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -103,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help="where to write the result (.png, .jpg, .webp)")
     run.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")
     run.add_argument("--dilate", type=int, default=0, help="grow the mask by this many pixels")
-    run.add_argument("--feather", type=int, default=0, help="soften the mask edge over this many pixels")
+    run.add_argument("--feather", type=float, default=0, help="soften the mask edge over this many pixels")
     run.add_argument("--num-samples", type=int, default=1, help="several results (stochastic models)")
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
