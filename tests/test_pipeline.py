@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
-import zlib
 from typing import Literal
 
 import numpy as np
 import pytest
 import torch
+from image_helpers import png_header_only
 from PIL import Image
 from pydantic import Field
 
@@ -540,21 +539,10 @@ def test_errors_are_value_errors_naming_the_problem(tmp_path):
     assert not pipe.model.calls
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG whose IHDR claims ``width x height`` (8-bit grayscale) with almost no pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-    )
-
-
 def test_max_pixels_none_is_the_default_as_in_load_image_and_zero_is_no_limit():
     pipe = make_pipe()
-    bomb = png_header_only(9_000, 8_000)  # 72,000,000 pixels: over DEFAULT_MAX_PIXELS, under Pillow's limit
+    # 72,000,000 pixels: over DEFAULT_MAX_PIXELS, under Pillow's limit
+    bomb = png_header_only(9_000, 8_000, grayscale=True)
     for max_pixels in (None, DEFAULT_MAX_PIXELS):
         with pytest.raises(ValueError, match=f"72000000 > max_pixels={DEFAULT_MAX_PIXELS}"):
             pipe(bomb, np.zeros((8_000, 9_000), bool), max_pixels=max_pixels)
