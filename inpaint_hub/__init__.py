@@ -2,6 +2,7 @@
 
 from .configuration_utils import InpaintConfig
 from .modeling_utils import (
+    BUILTIN_MODELS,
     AutoInpaintModel,
     InpaintModel,
     InpaintOutput,
@@ -11,12 +12,14 @@ from .modeling_utils import (
     list_model_types,
 )
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
+from .models.opencv import OpenCVInpaintConfig, OpenCVInpaintModel
 from .pipeline import InpaintPipeline, InpaintPipelineOutput
 
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BUILTIN_MODELS",
     "AutoInpaintModel",
     "InpaintConfig",
     "InpaintModel",
@@ -26,6 +29,8 @@ __all__ = [
     "LamaConfig",
     "LamaDiscriminator",
     "LamaModel",
+    "OpenCVInpaintConfig",
+    "OpenCVInpaintModel",
     "WeightsMismatchError",
     "get_config_class",
     "get_model_class",

@@ -43,6 +43,15 @@ MODEL_CARD_NAME = "README.md"
 # it can be read at a glance, and a model module is imported only when it is asked for.
 _MODEL_TYPES: dict[str, tuple[str, str, str]] = {
     "lama": ("inpaint_hub.models.lama", "LamaConfig", "LamaModel"),
+    "opencv": ("inpaint_hub.models.opencv", "OpenCVInpaintConfig", "OpenCVInpaintModel"),
+}
+
+# Built-in models that need no files: name -> (model_type, config fields). ``AutoInpaintModel.from_pretrained`` and
+# everything built on it (pipelines, ``inpaint-hub run`` / ``eval``, the demo) accept these names like a checkpoint.
+# A local folder of the same name takes precedence.
+BUILTIN_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cv2-telea": ("opencv", {"method": "telea"}),
+    "cv2-ns": ("opencv", {"method": "ns"}),
 }
 
 
@@ -97,10 +106,13 @@ class InpaintModel(
         config_class: the pydantic config type.
         pad_mode: how :mod:`inpaint_hub.image_processing` pads inputs up to ``size_multiple`` for this model
             (``"symmetric"`` = numpy's symmetric mode, as LaMa's predict script does; ``"reflect"``; ``"replicate"``).
+        supports_sampling: ``True`` when different ``generator`` states give different results (pluralistic models);
+            tools use it to decide whether several samples are worth computing.
     """
 
     config_class: ClassVar[type[InpaintConfig]] = InpaintConfig
     pad_mode: ClassVar[str] = "reflect"
+    supports_sampling: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # The mixin resets its coders for every subclass, so hand each subclass the coder of its own config class.
@@ -392,6 +404,15 @@ class AutoInpaintModel:
         raise OSError("AutoInpaintModel is not instantiated; use AutoInpaintModel.from_pretrained(...)")
 
     @staticmethod
+    def _builtin(name: str | os.PathLike) -> InpaintConfig | None:
+        """The config of a built-in model (``cv2-telea``...) when ``name`` is one and no such folder exists."""
+        name = str(name)
+        if name not in BUILTIN_MODELS or Path(name).is_dir():
+            return None
+        model_type, fields_ = BUILTIN_MODELS[name]
+        return get_config_class(model_type)(**fields_)
+
+    @staticmethod
     def load_config(
         pretrained_model_name_or_path: str | os.PathLike,
         *,
@@ -401,7 +422,13 @@ class AutoInpaintModel:
         token: str | bool | None = None,
         force_download: bool = False,
     ) -> InpaintConfig:
-        """Read and validate the ``config.json`` of a local folder or Hub repository into its config class."""
+        """Read and validate the ``config.json`` of a local folder or Hub repository into its config class.
+
+        Built-in model names (:data:`BUILTIN_MODELS`: ``cv2-telea``, ``cv2-ns``) give their config without any file.
+        """
+        builtin = AutoInpaintModel._builtin(pretrained_model_name_or_path)
+        if builtin is not None:
+            return builtin
         path = _resolve_file(
             str(pretrained_model_name_or_path),
             CONFIG_NAME,
@@ -432,10 +459,18 @@ class AutoInpaintModel:
         """Load a model from a local folder or a Hub repo id (``"org/name"``), whatever its model type.
 
         Args:
-            pretrained_model_name_or_path: folder written by ``save_pretrained``, or a Hub repository id.
+            pretrained_model_name_or_path: folder written by ``save_pretrained``, a Hub repository id, or a built-in
+                model name from :data:`BUILTIN_MODELS` (``cv2-telea``, ``cv2-ns``: OpenCV baselines, no files).
             revision, cache_dir, local_files_only, token, force_download: as in ``huggingface_hub.hf_hub_download``.
             **kwargs: ``device=``, ``dtype=``, ``strict=`` (default ``True``).
         """
+        builtin = cls._builtin(pretrained_model_name_or_path)
+        if builtin is not None:
+            model = cls.from_config(builtin)
+            device, dtype = kwargs.get("device"), _resolve_dtype(kwargs.get("dtype"))
+            if device is not None or dtype is not None:
+                model = model.to(device=device, dtype=dtype)
+            return model.eval()
         hub_kwargs = dict(
             revision=revision,
             cache_dir=cache_dir,
