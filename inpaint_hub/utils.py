@@ -10,13 +10,17 @@ from pathlib import Path
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Create ``path`` atomically: ``write(tmp_path)`` fills a temporary file in the same folder, then it is
-    renamed over ``path``. A crash leaves either the old file or the new one, never half a file."""
+    renamed over ``path``. A crash leaves either the old file or the new one, never half a file.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give it (``0o666`` minus the umask), not the
+    owner-only ``0o600`` of temporary files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -30,3 +34,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
     atomic_write(path, _write)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
