@@ -25,9 +25,12 @@ class OpenCVInpaintConfig(InpaintConfig):
     radius: float = Field(
         3.0,
         gt=0,
+        le=100,
+        allow_inf_nan=False,
         description=(
             "inpaintRadius: the neighbourhood, in pixels, each filled pixel is estimated from. 3 is the value of "
-            "OpenCV's own inpainting sample (samples/python/inpaint.py)."
+            "OpenCV's own inpainting sample (samples/python/inpaint.py). OpenCV rounds it to a whole number and "
+            "clamps it to [1, 100], so 0.4 behaves like 1."
         ),
     )
 
