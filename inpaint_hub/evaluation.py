@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .batch import IMAGE_EXTENSIONS, find_images, pair_images_and_masks
 from .masks import HOLE_BUCKETS, get_mask_protocol, hole_bucket, hole_ratio, make_mask
 from .utils import atomic_write_text
 
@@ -47,12 +48,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "PSNR_CAP",
     "EvalSample",
     "ImageResult",
     "evaluate",
-    "find_images",
     "load_eval_samples",
     "mask_seed",
     "prepare_image",
@@ -61,7 +60,6 @@ __all__ = [
     "write_model_index",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 PSNR_CAP = 100.0
 """Per-image PSNR values are capped at this many dB before averaging (identical pixels give infinity)."""
 
@@ -103,22 +101,6 @@ class EvalSample:
         return hole_bucket(self.hole_ratio)
 
 
-def find_images(root: str | Path) -> list[Path]:
-    """Image files under ``root`` (recursive, sorted by relative path), or ``[root]`` for a single file."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"images folder {root} does not exist")
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
-    return files
-
-
 def mask_seed(seed: int, name: str) -> list[int]:
     """The ``numpy.random.default_rng`` seed of an image's protocol mask: ``[seed, crc32(name)]``."""
     return [int(seed), zlib.crc32(name.encode("utf-8"))]
@@ -156,16 +138,6 @@ def _prepare_mask(
     return (np.asarray(mask) > 0).astype(np.uint8)
 
 
-def _find_mask(masks_dir: Path, relative: Path) -> Path | None:
-    """The mask of an image: same relative stem (any image extension), else ``<stem>_mask``."""
-    for stem in (relative.with_suffix(""), relative.with_name(relative.stem + "_mask")):
-        for ext in IMAGE_EXTENSIONS:
-            for candidate in (masks_dir / f"{stem}{ext}", masks_dir / f"{stem}{ext.upper()}"):
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
 def load_eval_samples(
     images: str | Path,
     *,
@@ -198,17 +170,23 @@ def load_eval_samples(
         get_mask_protocol(protocol)  # fail on a typo before reading anything
     if resize is not None and (isinstance(resize, bool) or resize < 8):
         raise ValueError(f"resize must be an integer >= 8, got {resize!r}")
-    root = Path(images)
-    files = find_images(root)
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if masks is not None:
+        # The same rules as ``inpaint-hub run``: same relative name, else <name>_mask; or one mask for all.
+        pairs = [(item.image, item.mask) for item in pair_images_and_masks(images, masks)]
+        root = find_images(images)[1]
+    else:
+        files, root = find_images(images)
+        pairs = [(path, None) for path in files]
+    if not pairs:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {images}")
     if limit is not None:
-        files = files[:limit]
-    masks_path = Path(masks) if masks is not None else None
-    if masks_path is not None and not masks_path.exists():
-        raise FileNotFoundError(f"masks folder {masks_path} does not exist")
+        pairs = pairs[:limit]
 
     samples, problems = [], []
-    for path in files:
-        name = path.name if root.is_file() else path.relative_to(root).as_posix()
+    for path, mask_file in pairs:
+        name = path.relative_to(root).as_posix()
         try:
             with Image.open(path) as opened:
                 original = ImageOps.exif_transpose(opened)
@@ -218,14 +196,13 @@ def load_eval_samples(
                 rng = np.random.default_rng(mask_seed(seed, name))
                 mask = make_mask(protocol, image.height, image.width, rng)
             else:
-                mask_file = masks_path if masks_path.is_file() else _find_mask(masks_path, Path(name))
                 if mask_file is None:
-                    raise ValueError(f"no mask for it in {masks_path} (looked for the same stem and <stem>_mask)")
+                    raise ValueError(f"no mask for it in {masks} (looked for the same name and <name>_mask)")
                 with Image.open(mask_file) as opened_mask:
                     mask = _prepare_mask(opened_mask, original.size, image, resize)
                 if not mask.any():
                     raise ValueError(f"its mask {mask_file} is empty")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as err:
             problems.append(f"{name}: {err}")
             logger.warning("skipping %s: %s", name, err)
             continue

@@ -13,7 +13,6 @@ from inpaint_hub.evaluation import (
     PSNR_CAP,
     EvalSample,
     evaluate,
-    find_images,
     load_eval_samples,
     mask_seed,
     prepare_image,
@@ -46,15 +45,16 @@ def image_dir(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------------------------------------- samples
 
 
-def test_find_images_is_recursive_and_sorted(image_dir: Path) -> None:
-    names = [p.relative_to(image_dir).as_posix() for p in find_images(image_dir)]
-    assert names == ["img0.png", "img1.png", "img2.png", "sub/deep.jpg"]
-    assert find_images(image_dir / "img1.png") == [image_dir / "img1.png"]
+def test_images_are_found_recursively_in_sorted_order(image_dir: Path, tmp_path: Path) -> None:
+    samples, problems = load_eval_samples(image_dir, protocol="pennet-center")
+    assert [s.name for s in samples] == ["img0.png", "img1.png", "img2.png", "sub/deep.jpg"] and problems == []
+    single, _ = load_eval_samples(image_dir / "img1.png", protocol="pennet-center")
+    assert [s.name for s in single] == ["img1.png"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        find_images(image_dir / "missing")
-    (image_dir.parent / "empty").mkdir()
+        load_eval_samples(image_dir / "missing", protocol="pennet-center")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
-        find_images(image_dir.parent / "empty")
+        load_eval_samples(tmp_path / "empty", protocol="pennet-center")
 
 
 def test_prepare_image_resizes_short_side_and_centre_crops() -> None:
@@ -132,6 +132,7 @@ def test_bad_inputs_are_reported_not_fatal(image_dir: Path, tmp_path: Path) -> N
         ({"protocol": "lama-thin-256", "masks": "x"}, "exactly one"),
         ({"protocol": "lama-tiny-9"}, "unknown mask protocol"),
         ({"protocol": "lama-thin-256", "resize": 2}, "resize"),
+        ({"protocol": "lama-thin-256", "limit": 0}, "limit"),
     ],
 )
 def test_argument_errors(image_dir: Path, kwargs: dict, message: str) -> None:
