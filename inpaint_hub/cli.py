@@ -14,11 +14,14 @@ exits with 1 when any image failed on any process.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .utils import atomic_write_text
 
 
 if TYPE_CHECKING:
@@ -100,6 +103,152 @@ def _cmd_run(args: argparse.Namespace) -> int:
         processes = f", {report.num_processes} processes" if report.num_processes > 1 else ""
         print(f"{report.summary()} ({len(items)} image(s), {len(pipelines)} model(s){processes}, {elapsed:.1f} s)")
     return 0 if report.ok else 1
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import (
+        build_report,
+        evaluate,
+        load_eval_samples,
+        results_to_markdown,
+        summarize,
+        write_model_index,
+    )
+    from .metrics import LPIPS, FIDKIDAccumulator, InceptionFeatures
+    from .modeling_utils import AutoInpaintModel
+    from .pipeline import SEED_LIMIT, InpaintPipeline
+
+    # Everything that can fail without the models fails first: options, paths, metric weight files, the samples.
+    if args.model_card and len(args.model) != 1:
+        raise ValueError("--model-card takes the results of exactly one --model")
+    if len(set(args.model)) != len(args.model):
+        raise ValueError("a --model is given twice")
+    if not 0 <= args.seed < SEED_LIMIT:
+        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    for path, flag in ((args.out, "--out"), (args.markdown, "--markdown")):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{flag}: folder {Path(path).parent} does not exist")
+    if args.lpips_lin_weights and not args.lpips_weights:
+        raise ValueError("--lpips-lin-weights needs --lpips-weights (the AlexNet backbone file)")
+    device = _check_device(args.device)
+    lpips = LPIPS.from_files(args.lpips_weights, args.lpips_lin_weights) if args.lpips_weights else None
+    fid = None
+    if args.fid_weights:
+        features = InceptionFeatures.from_file(args.fid_weights)
+
+        def fid() -> FIDKIDAccumulator:
+            return FIDKIDAccumulator(features)
+
+    protocols = args.protocol or [None]
+    samples, skipped = {}, {}
+    for protocol in protocols:
+        label = protocol or f"masks:{Path(args.masks).name}"
+        samples[label], skipped[label] = load_eval_samples(
+            args.images, protocol=protocol, masks=args.masks, seed=args.seed, resize=args.resize, limit=args.limit
+        )
+        if not samples[label]:
+            raise ValueError(f"no usable image/mask pairs for {label}: " + "; ".join(skipped[label][:5]))
+    pipelines = {
+        name: InpaintPipeline(_load_model(AutoInpaintModel, name, args.revision, args.local_files_only, device))
+        for name in args.model
+    }
+
+    runs = [
+        evaluate(
+            pipeline,
+            samples[label],
+            model=name,
+            protocol=label,
+            hd_strategy=args.hd_strategy,
+            seed=args.seed,
+            lpips=lpips,
+            fid=fid,
+            progress=not args.no_progress,
+        )
+        for label in samples
+        for name, pipeline in pipelines.items()
+    ]
+    rows = summarize(runs)
+    table = results_to_markdown(rows)
+    print(table, end="")
+    for label, problems in skipped.items():
+        if problems:
+            more = " ..." if len(problems) > 3 else ""
+            print(f"{label}: skipped {len(problems)} image(s): " + "; ".join(problems[:3]) + more, file=sys.stderr)
+
+    if args.out:
+        settings = {
+            "models": args.model,
+            "images": str(args.images),
+            "protocols": args.protocol,
+            "masks": args.masks,
+            "seed": args.seed,
+            "resize": args.resize,
+            "limit": args.limit,
+            "hd_strategy": args.hd_strategy,
+        }
+        report = build_report(rows, runs, skipped, settings)
+        atomic_write_text(Path(args.out), json.dumps(report, indent=2, allow_nan=False) + "\n")
+        print(f"wrote {args.out}")
+    if args.markdown:
+        atomic_write_text(Path(args.markdown), table)
+        print(f"wrote {args.markdown}")
+    if args.model_card:
+        folder = Path(args.images).resolve().name
+        write_model_index(
+            args.model_card,
+            rows,
+            model_name=Path(args.model[0]).name,
+            dataset_name=args.dataset_name or folder,
+            dataset_type=args.dataset_type or folder,
+        )
+        print(f"wrote the results into {args.model_card}")
+    failed = sum(result.error is not None for run in runs for result in run.images)
+    if failed:
+        print(f"{failed} inference(s) failed: see the errors above", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    from .masks import list_mask_protocols
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="evaluate models on images x masks, per hole-area bucket",
+        description=(
+            "Evaluate one or more models (folders, Hub repo ids, or the built-in cv2-telea / cv2-ns baselines) on a "
+            "folder of images with fixed masks: a protocol drawn from a seed, or a folder of masks. Prints one row "
+            "per model x protocol x hole bucket."
+        ),
+    )
+    evaluate.add_argument("--model", action="append", required=True, help="model to evaluate (repeatable)")
+    evaluate.add_argument("--images", required=True, help="folder of ground-truth images (recursive) or one image")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--masks", help="folder of masks matched by name (non-zero = hole), or one mask for all")
+    source.add_argument(
+        "--protocol",
+        action="append",
+        choices=list_mask_protocols(),
+        metavar="NAME",
+        help=f"mask protocol (repeatable): {', '.join(list_mask_protocols())}",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the protocol masks and stochastic models")
+    evaluate.add_argument("--resize", type=int, default=None, help="resize short side to N and centre-crop N x N")
+    evaluate.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    evaluate.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")
+    evaluate.add_argument("--out", default=None, help="write every row and per-image result to this JSON file")
+    evaluate.add_argument("--markdown", default=None, help="write the table to this Markdown file")
+    evaluate.add_argument("--lpips-weights", default=None, help="AlexNet file for LPIPS (alexnet-owt-7be5be79.pth)")
+    evaluate.add_argument("--lpips-lin-weights", default=None, help="LPIPS v0.1 linear layers (lpips alex.pth)")
+    evaluate.add_argument("--fid-weights", default=None, help="Inception TorchScript (inception-2015-12-05.pt)")
+    evaluate.add_argument("--model-card", default=None, help="write the results into this card's model-index")
+    evaluate.add_argument("--dataset-name", default=None, help="dataset name in the card (default: folder name)")
+    evaluate.add_argument("--dataset-type", default=None, help="dataset id in the card (default: folder name)")
+    evaluate.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    evaluate.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    evaluate.add_argument("--local-files-only", action="store_true", help="use the Hub cache only, never the network")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.set_defaults(func=_cmd_eval)
 
 
 def _print_event(event: BatchEvent, prefix: str) -> None:
@@ -218,9 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--local-files-only", action="store_true", help="use the Hub cache only, never the network")
     run.set_defaults(func=_cmd_run)
 
-    from .evaluation import add_eval_subcommand
-
-    add_eval_subcommand(sub)
+    _add_eval_parser(sub)
 
     convert = sub.add_parser("convert", help="convert an original checkpoint (see the model's converter --help)")
     convert.add_argument("model_type", choices=["lama"])

@@ -2,16 +2,21 @@
 
 The protocol (what ``inpaint-hub eval`` does, and what the README's tables were made with):
 
-1. Every image of ``--images`` (recursive, sorted) is read as RGB (EXIF orientation applied). With ``resize=N`` it is
+1. Every image of ``--images`` (recursive, sorted, found as ``inpaint-hub run`` finds them) is read with
+   :func:`~inpaint_hub.image_processing.load_image` (EXIF orientation applied; 16-bit and float images quantised to
+   8-bit RGB). With ``resize=N`` it is
    resized with Pillow's bicubic filter so its short side is ``N`` and centre-cropped to ``N x N`` (LaMa's evaluation
    sets are made the same way, except that LaMa crops around the mask; a centre crop keeps the image independent
    of the mask).
-2. Its mask comes either from ``--masks`` (matched by file stem; resized nearest if needed; non-zero = hole) or from
+2. Its mask comes either from ``--masks`` (matched by name as in ``inpaint-hub run``, read with
+   :func:`~inpaint_hub.image_processing.load_mask`, brought to the image's size and then through the image's own
+   resize and crop) or from
    a protocol of :mod:`inpaint_hub.masks`, drawn with ``numpy.random.default_rng([seed, crc32(relative path)])``:
    each image's mask depends only on the seed and the image's name, not on the order, the number of images or
    the machine, so a table can be reproduced from the command line that made it.
 3. Each model inpaints through :class:`~inpaint_hub.pipeline.InpaintPipeline` (``hd_strategy`` as given, the
-   same seed for stochastic models) and the result is compared with the original on uint8 pixels
+   same seed for stochastic models), given the image with its hole blanked to black so that no method can read the
+   ground truth, and the result is compared with the original on uint8 pixels
    (:mod:`inpaint_hub.metrics`): PSNR of the whole image and of the hole, SSIM of the whole image, L1 in the
    hole; LPIPS and FID/KID when their backbone files are given.
 4. Rows are grouped by model x protocol x hole bucket (:data:`inpaint_hub.masks.HOLE_BUCKETS`), with an ``all`` row
@@ -21,7 +26,6 @@ The protocol (what ``inpaint-hub eval`` does, and what the README's tables were 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import platform
@@ -33,24 +37,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .batch import IMAGE_EXTENSIONS, find_images, pair_images_and_masks
+from .image_processing import load_image, load_mask, resize_mask, to_tensor, to_uint8
 from .masks import HOLE_BUCKETS, get_mask_protocol, hole_bucket, hole_ratio, make_mask
+from .metrics import SSIM_WINDOW
 from .utils import atomic_write_text
 
 
 if TYPE_CHECKING:
-    import argparse
-
     from .pipeline import InpaintPipeline
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PSNR_CAP",
+    "EvalRun",
     "EvalSample",
     "ImageResult",
+    "build_report",
     "evaluate",
     "load_eval_samples",
     "mask_seed",
@@ -106,36 +112,41 @@ def mask_seed(seed: int, name: str) -> list[int]:
     return [int(seed), zlib.crc32(name.encode("utf-8"))]
 
 
+def _resize_crop_geometry(size: tuple[int, int], resize: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """``(new_size, crop_box)`` of the short-side resize to ``resize`` + centre crop, for a ``(width, height)``."""
+    width, height = size
+    scale = resize / min(width, height)
+    new_size = (max(resize, round(width * scale)), max(resize, round(height * scale)))
+    left, top = (new_size[0] - resize) // 2, (new_size[1] - resize) // 2
+    return new_size, (left, top, left + resize, top + resize)
+
+
 def prepare_image(image: Image.Image, resize: int | None) -> Image.Image:
     """RGB, and with ``resize``: bicubic resize so the short side is ``resize``, then centre crop ``resize^2``."""
     image = image.convert("RGB")
     if resize is None:
         return image
-    width, height = image.size
-    scale = resize / min(width, height)
-    new_size = (max(resize, round(width * scale)), max(resize, round(height * scale)))
+    new_size, box = _resize_crop_geometry(image.size, resize)
     if new_size != image.size:
         image = image.resize(new_size, Image.Resampling.BICUBIC)
-    left, top = (new_size[0] - resize) // 2, (new_size[1] - resize) // 2
-    return image.crop((left, top, left + resize, top + resize))
+    return image.crop(box)
 
 
-def _prepare_mask(
-    mask: Image.Image, original_size: tuple[int, int], image: Image.Image, resize: int | None
-) -> np.ndarray:
-    """A user mask brought to the prepared image: the same resize/crop when it had the original's size."""
-    mask = mask.convert("L")
-    if resize is not None and mask.size == original_size and mask.size != image.size:
-        width, height = mask.size
-        scale = resize / min(width, height)
-        new_size = (max(resize, round(width * scale)), max(resize, round(height * scale)))
-        mask = mask.resize(new_size, Image.Resampling.NEAREST)
-        left, top = (new_size[0] - resize) // 2, (new_size[1] - resize) // 2
-        mask = mask.crop((left, top, left + resize, top + resize))
-    if mask.size != image.size:
-        logger.info("mask of %dx%d resized (nearest) to the image's %dx%d", *mask.size, *image.size)
-        mask = mask.resize(image.size, Image.Resampling.NEAREST)
-    return (np.asarray(mask) > 0).astype(np.uint8)
+def _prepare_mask(hole: np.ndarray, original_size: tuple[int, int], resize: int | None, name: str) -> np.ndarray:
+    """A user mask brought onto the prepared image: to the original's size first, then the image's resize + crop.
+
+    Resizing uses :func:`~inpaint_hub.image_processing.resize_mask` (nearest when enlarging, max-pooling when
+    shrinking: no hole pixel is lost), as ``inpaint-hub run`` does.
+    """
+    if hole.shape != (original_size[1], original_size[0]):
+        logger.info(
+            "%s: mask of %dx%d resized to the image's %dx%d", name, hole.shape[1], hole.shape[0], *original_size
+        )
+        hole = resize_mask(hole, original_size)
+    if resize is not None:
+        new_size, (left, top, right, bottom) = _resize_crop_geometry(original_size, resize)
+        hole = resize_mask(hole, new_size)[top:bottom, left:right]
+    return hole.astype(np.uint8)
 
 
 def load_eval_samples(
@@ -172,6 +183,8 @@ def load_eval_samples(
         raise ValueError(f"resize must be an integer >= 8, got {resize!r}")
     if limit is not None and (isinstance(limit, bool) or limit < 1):
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if masks is not None:
         # The same rules as ``inpaint-hub run``: same relative name, else <name>_mask; or one mask for all.
         pairs = [(item.image, item.mask) for item in pair_images_and_masks(images, masks)]
@@ -188,21 +201,25 @@ def load_eval_samples(
     for path, mask_file in pairs:
         name = path.relative_to(root).as_posix()
         try:
-            with Image.open(path) as opened:
-                original = ImageOps.exif_transpose(opened)
-                original.load()
-            image = prepare_image(original, resize)
+            # The library's own readers: EXIF orientation, 16-bit and float images, alpha-painted masks and the
+            # decompression-bomb guard behave exactly as in the pipeline and ``inpaint-hub run``.
+            source = load_image(path)
+            rgb = to_uint8(to_tensor(source.to_model_rgb()))  # 16-bit / float images quantised to 8 bits
+            image = prepare_image(Image.fromarray(rgb), resize)
+            if min(image.size) < SSIM_WINDOW:
+                raise ValueError(
+                    f"{image.width}x{image.height} is smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window"
+                )
             if protocol is not None:
                 rng = np.random.default_rng(mask_seed(seed, name))
                 mask = make_mask(protocol, image.height, image.width, rng)
             else:
                 if mask_file is None:
                     raise ValueError(f"no mask for it in {masks} (looked for the same name and <name>_mask)")
-                with Image.open(mask_file) as opened_mask:
-                    mask = _prepare_mask(opened_mask, original.size, image, resize)
+                mask = _prepare_mask(load_mask(mask_file), source.size, resize, name)
                 if not mask.any():
                     raise ValueError(f"its mask {mask_file} is empty")
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as err:
+        except (OSError, ValueError) as err:
             problems.append(f"{name}: {err}")
             logger.warning("skipping %s: %s", name, err)
             continue
@@ -279,9 +296,12 @@ def evaluate(
     for sample in tqdm(samples, desc=f"{model} | {protocol}", unit="img", disable=not progress, leave=False):
         ratio = sample.hole_ratio
         try:
+            # The model gets the image with the hole blanked: the ground truth must not reach it through a method
+            # that reads hole pixels (a degenerate all-hole mask would otherwise score perfectly).
+            known = sample.image * (1 - sample.mask[..., None])
             start = time.perf_counter()
             result = pipeline(
-                Image.fromarray(sample.image), Image.fromarray(sample.mask * 255), hd_strategy=hd_strategy, seed=seed
+                Image.fromarray(known), Image.fromarray(sample.mask * 255), hd_strategy=hd_strategy, seed=seed
             )
             seconds = time.perf_counter() - start
             output = np.asarray(result.image.convert("RGB"), dtype=np.uint8)
@@ -410,9 +430,10 @@ def write_model_index(
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     card_path = Path(card_path)
-    card = ModelCard.load(card_path) if card_path.exists() else ModelCard(f"---\n---\n\n# {model_name}\n")
-    if card.data is None:  # pragma: no cover - ModelCard always parses some data
-        card.data = ModelCardData()
+    if card_path.exists():
+        card = ModelCard.load(card_path)
+    else:
+        card = ModelCard.from_template(ModelCardData(model_name=model_name), template_str=f"# {model_name}\n")
     models = {r["model"] for r in rows}
     if len(models) != 1:
         raise ValueError(f"write_model_index takes the rows of one model, got {sorted(models)}")
@@ -443,137 +464,7 @@ def write_model_index(
     atomic_write_text(card_path, str(card))
 
 
-# ------------------------------------------------------------------------------------------------- CLI
-
-
-def add_eval_subcommand(subparsers: Any) -> None:
-    """Add ``inpaint-hub eval`` to the ``inpaint-hub`` parser's subparsers."""
-    from .masks import list_mask_protocols
-
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate models on images x masks, per hole-area bucket",
-        description=(
-            "Evaluate one or more models (folders, Hub repo ids, or the built-in cv2-telea / cv2-ns baselines) on a "
-            "folder of images with fixed masks: a protocol drawn from a seed, or a folder of masks. Prints one row "
-            "per model x protocol x hole bucket."
-        ),
-    )
-    parser.add_argument("--model", action="append", required=True, help="model to evaluate (repeatable)")
-    parser.add_argument("--images", required=True, help="folder of ground-truth images (recursive) or one image")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--masks", help="folder of masks matched by file stem (non-zero = hole), or one mask")
-    source.add_argument(
-        "--protocol",
-        action="append",
-        choices=list_mask_protocols(),
-        metavar="NAME",
-        help=f"mask protocol (repeatable): {', '.join(list_mask_protocols())}",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the protocol masks and stochastic models")
-    parser.add_argument("--resize", type=int, default=None, help="resize short side to N and centre-crop N x N")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
-    parser.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")
-    parser.add_argument("--out", default=None, help="write every row and per-image result to this JSON file")
-    parser.add_argument("--markdown", default=None, help="write the table to this Markdown file")
-    parser.add_argument("--lpips-weights", default=None, help="AlexNet file for LPIPS (alexnet-owt-7be5be79.pth)")
-    parser.add_argument("--lpips-lin-weights", default=None, help="LPIPS v0.1 linear layers (lpips alex.pth)")
-    parser.add_argument(
-        "--fid-weights", default=None, help="Inception TorchScript for FID/KID (inception-2015-12-05.pt)"
-    )
-    parser.add_argument("--model-card", default=None, help="write the results into this card's model-index")
-    parser.add_argument("--dataset-name", default=None, help="dataset name for the model card (default: folder name)")
-    parser.add_argument("--dataset-type", default=None, help="dataset id for the model card (default: folder name)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
-    parser.add_argument("--local-files-only", action="store_true", help="use the Hub cache only, never the network")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=cmd_eval)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """``inpaint-hub eval``: load everything that can fail first, then evaluate and print the table."""
-    from .metrics import LPIPS, FIDKIDAccumulator, InceptionFeatures
-    from .pipeline import InpaintPipeline
-
-    if args.model_card and len(args.model) != 1:
-        raise ValueError("--model-card takes the results of exactly one --model")
-    for path, flag in ((args.out, "--out"), (args.markdown, "--markdown")):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise FileNotFoundError(f"{flag}: folder {Path(path).parent} does not exist")
-    lpips = LPIPS.from_files(args.lpips_weights, args.lpips_lin_weights) if args.lpips_weights else None
-    if args.lpips_lin_weights and not args.lpips_weights:
-        raise ValueError("--lpips-lin-weights needs --lpips-weights (the AlexNet backbone file)")
-    fid = None
-    if args.fid_weights:
-        features = InceptionFeatures.from_file(args.fid_weights)
-
-        def fid() -> FIDKIDAccumulator:
-            return FIDKIDAccumulator(features)
-
-    pipelines = {}
-    for name in args.model:
-        try:
-            pipelines[name] = InpaintPipeline.from_pretrained(
-                name, device=args.device, local_files_only=args.local_files_only
-            )
-        except (OSError, ValueError) as err:
-            raise type(err)(f"cannot load model {name!r}: {err}") from err
-
-    protocols = args.protocol or [None]
-    runs, problems = [], {}
-    for protocol in protocols:
-        samples, skipped = load_eval_samples(
-            args.images, protocol=protocol, masks=args.masks, seed=args.seed, resize=args.resize, limit=args.limit
-        )
-        label = protocol or f"masks:{Path(args.masks).name}"
-        problems[label] = skipped
-        if not samples:
-            raise ValueError(f"no usable image/mask pairs for {label}: " + "; ".join(skipped[:5]))
-        for name, pipeline in pipelines.items():
-            runs.append(
-                evaluate(
-                    pipeline,
-                    samples,
-                    model=name,
-                    protocol=label,
-                    hd_strategy=args.hd_strategy,
-                    seed=args.seed,
-                    lpips=lpips,
-                    fid=fid,
-                    progress=not args.no_progress,
-                )
-            )
-    rows = summarize(runs)
-    table = results_to_markdown(rows)
-    print(table, end="")
-    for label, skipped in problems.items():
-        if skipped:
-            print(
-                f"{label}: skipped {len(skipped)} image(s): "
-                + "; ".join(skipped[:3])
-                + (" ..." if len(skipped) > 3 else "")
-            )
-
-    if args.out:
-        atomic_write_text(
-            Path(args.out), json.dumps(_json_safe(_report(args, rows, runs, problems)), indent=2, allow_nan=False)
-        )
-        print(f"wrote {args.out}")
-    if args.markdown:
-        atomic_write_text(Path(args.markdown), table)
-        print(f"wrote {args.markdown}")
-    if args.model_card:
-        folder = Path(args.images).name
-        write_model_index(
-            args.model_card,
-            rows,
-            model_name=Path(args.model[0]).name,
-            dataset_name=args.dataset_name or folder,
-            dataset_type=args.dataset_type or folder,
-        )
-        print(f"wrote the results into {args.model_card}")
-    failed = sum(r.error is not None for run in runs for r in run.images)
-    return 1 if failed else 0
+# ------------------------------------------------------------------------------------------------- report
 
 
 def _json_safe(value: Any) -> Any:
@@ -587,7 +478,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _report(args: argparse.Namespace, rows: list, runs: list, problems: dict) -> dict[str, Any]:
+def build_report(
+    rows: Sequence[dict[str, Any]], runs: Sequence[EvalRun], skipped: dict[str, list[str]], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Everything an evaluation produced, JSON-ready (NaN / infinity written as ``null``): the settings that
+    reproduce it, the library versions that drew the masks and computed the metrics, the rows, the skipped images
+    and every image's numbers."""
     import cv2
     import PIL
     import skimage
@@ -595,19 +491,9 @@ def _report(args: argparse.Namespace, rows: list, runs: list, problems: dict) ->
 
     from . import __version__
 
-    return {
+    report = {
         "inpaint_hub_version": __version__,
-        "settings": {
-            "models": args.model,
-            "images": str(args.images),
-            "protocols": args.protocol,
-            "masks": args.masks,
-            "seed": args.seed,
-            "resize": args.resize,
-            "limit": args.limit,
-            "hd_strategy": args.hd_strategy,
-            "psnr_cap_db": PSNR_CAP,
-        },
+        "settings": {**settings, "psnr_cap_db": PSNR_CAP},
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -616,7 +502,8 @@ def _report(args: argparse.Namespace, rows: list, runs: list, problems: dict) ->
             "pillow": PIL.__version__,
             "scikit-image": skimage.__version__,
         },
-        "rows": rows,
-        "skipped": problems,
+        "rows": list(rows),
+        "skipped": skipped,
         "images": [asdict(r) for run in runs for r in run.images],
     }
+    return _json_safe(report)

@@ -9,8 +9,8 @@ The protocols, by name (:func:`list_mask_protocols`, :func:`make_mask`):
 =====================  ==========================================================================================
 ``lama-train``         LaMa training: irregular "wide" strokes or random boxes, 50/50 (``abl-04-256-mh-dist.yaml``)
 ``lama-thin-256/512``  LaMa evaluation sets (``configs/data_gen/random_thin_*.yaml``), thin strokes only
-``lama-medium-256/512`` LaMa evaluation sets, medium strokes or (30 %) boxes
-``lama-thick-256/512`` LaMa evaluation sets, thick strokes or (30 %) boxes
+``lama-medium-256/512`` LaMa evaluation sets, medium strokes or boxes (odds 1 : 0.3, i.e. 23 % boxes)
+``lama-thick-256/512`` LaMa evaluation sets, thick strokes or boxes (odds 1 : 0.3)
 ``lama-box-256/512``   the box half of LaMa's thick sets alone (ours: a box-only protocol for reporting)
 ``deepfill-freeform``  DeepFill v2 training: free-form brush strokes OR'ed with a random box
 ``pennet-square``      PEN-Net training: a random H/2 x W/2 square, flipped, rotated, dilated, resized back
@@ -421,7 +421,7 @@ for _name, (_irregular, _box) in _LAMA_EVAL.items():
     _register(
         MaskProtocol(
             f"lama-{_name}",
-            f"LaMa evaluation, {_kind} strokes" + (" or boxes (30%)" if _box else "") + f", at {_size} px",
+            f"LaMa evaluation, {_kind} strokes" + (" or boxes (odds 1:0.3)" if _box else "") + f", at {_size} px",
             _LamaMixture(irregular=_irregular_kwargs(_irregular), box=_box_args, box_proba=_proba),
             size=int(_size),
             hole_range=(0.0, 0.5),

@@ -8,6 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back; done once, at import, before any
+    thread could be writing files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Create ``path`` atomically: ``write(tmp_path)`` fills a temporary file in the same folder, then it is
     renamed over ``path``. A crash leaves either the old file or the new one, never half a file.
@@ -20,7 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -34,10 +45,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
     atomic_write(path, _write)
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it, so set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

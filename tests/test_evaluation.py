@@ -20,6 +20,7 @@ from inpaint_hub.evaluation import (
     summarize,
     write_model_index,
 )
+from inpaint_hub.image_processing import resize_mask
 from inpaint_hub.masks import make_mask
 from inpaint_hub.pipeline import InpaintPipeline, InpaintPipelineOutput
 
@@ -106,11 +107,49 @@ def test_mask_folder_matching_and_resizing(image_dir: Path, tmp_path: Path) -> N
     assert by_name["img1.png"].mask.shape == (128, 96)
     assert by_name["img1.png"].mask[:, :48].all() and not by_name["img1.png"].mask[:, 48:].any()
 
-    # With --resize, a mask at the original size gets the image's own resize + crop.
+    # With --resize, a mask gets the image's own resize + crop, whatever resolution it was saved at.
     resized, _ = load_eval_samples(image_dir, masks=masks, resize=48)
     img0 = next(s for s in resized if s.name == "img0.png")
-    expected = Image.fromarray(square).resize((64, 48), Image.Resampling.NEAREST).crop((8, 0, 56, 48))
-    assert np.array_equal(img0.mask, (np.asarray(expected) > 0).astype(np.uint8))
+    expected = resize_mask(square > 0, (64, 48))[:, 8:56]
+    assert np.array_equal(img0.mask, expected.astype(np.uint8))
+    Image.fromarray(square).resize((64, 48), Image.Resampling.NEAREST).save(masks / "img0.png")  # half resolution
+    half_res = next(s for s in load_eval_samples(image_dir, masks=masks, resize=48)[0] if s.name == "img0.png")
+    assert np.array_equal(half_res.mask, expected.astype(np.uint8))
+
+
+def test_masks_follow_the_library_conventions(tmp_path: Path) -> None:
+    images, masks = tmp_path / "i", tmp_path / "m"
+    images.mkdir(), masks.mkdir()
+    Image.fromarray(_textured(40, 50, 0)).save(images / "a.png")
+    painted = np.zeros((40, 50, 4), np.uint8)  # black strokes on a transparent layer (the demo's editor)
+    painted[10:20, 5:25, 3] = 255
+    Image.fromarray(painted, "RGBA").save(masks / "a.png")
+    (sample,), problems = load_eval_samples(images, masks=masks)
+    assert problems == [] and sample.mask.sum() == 200 and sample.mask[10:20, 5:25].all()
+
+
+def test_sixteen_bit_and_grayscale_images_are_quantised_not_clipped(tmp_path: Path) -> None:
+    images = tmp_path / "i"
+    images.mkdir()
+    deep = np.random.default_rng(0).integers(0, 65536, (32, 40), dtype=np.uint16)
+    Image.fromarray(deep).save(images / "deep.png")
+    Image.fromarray((deep >> 8).astype(np.uint8)).save(images / "gray.png")
+    samples, problems = load_eval_samples(images, protocol="pennet-center")
+    assert problems == []
+    by_name = {s.name: s for s in samples}
+    expected = np.rint(deep / 65535 * 255).astype(np.uint8)
+    assert np.abs(by_name["deep.png"].image[..., 0].astype(int) - expected).max() <= 1
+    assert by_name["deep.png"].image.mean() < 200  # not clipped to white
+    assert np.array_equal(by_name["gray.png"].image, np.repeat((deep >> 8).astype(np.uint8)[..., None], 3, -1))
+
+
+def test_images_smaller_than_the_ssim_window_are_skipped(tmp_path: Path) -> None:
+    images = tmp_path / "i"
+    images.mkdir()
+    Image.fromarray(_textured(8, 30, 0)).save(images / "tiny.png")
+    Image.fromarray(_textured(30, 30, 0)).save(images / "ok.png")
+    samples, problems = load_eval_samples(images, protocol="pennet-center")
+    assert [s.name for s in samples] == ["ok.png"] and "smaller than SSIM" in problems[0]
 
 
 def test_bad_inputs_are_reported_not_fatal(image_dir: Path, tmp_path: Path) -> None:
@@ -133,6 +172,7 @@ def test_bad_inputs_are_reported_not_fatal(image_dir: Path, tmp_path: Path) -> N
         ({"protocol": "lama-tiny-9"}, "unknown mask protocol"),
         ({"protocol": "lama-thin-256", "resize": 2}, "resize"),
         ({"protocol": "lama-thin-256", "limit": 0}, "limit"),
+        ({"protocol": "lama-thin-256", "seed": -1}, "seed"),
     ],
 )
 def test_argument_errors(image_dir: Path, kwargs: dict, message: str) -> None:
@@ -170,8 +210,22 @@ def _samples() -> list[EvalSample]:
 
 
 def _truth(samples: list[EvalSample]) -> dict[bytes, np.ndarray]:
-    # The pipeline receives the full image (the model masks it); map it back to the ground truth.
-    return {s.image.tobytes(): s.image for s in samples}
+    # The pipeline receives the image with the hole blanked; map that back to the ground truth.
+    return {(s.image * (1 - s.mask[..., None])).tobytes(): s.image for s in samples}
+
+
+def test_the_model_never_sees_the_hole() -> None:
+    samples = _samples()
+    seen = []
+
+    def spy(image: Image.Image, mask: Image.Image, **kwargs) -> InpaintPipelineOutput:
+        seen.append((np.asarray(image).copy(), np.asarray(mask) > 0))
+        return InpaintPipelineOutput(images=[image])
+
+    evaluate(spy, samples, model="spy", protocol="p", progress=False)
+    for (image, hole), sample in zip(seen, samples):
+        assert np.array_equal(hole, sample.mask.astype(bool))
+        assert not image[hole].any() and np.array_equal(image[~hole], sample.image[~hole])
 
 
 def test_perfect_model_scores_the_cap() -> None:

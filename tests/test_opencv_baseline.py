@@ -310,3 +310,11 @@ def test_config_rejects_unknown_keys_and_other_model_types():
     with pytest.raises(ValueError, match="model_type"):
         OpenCVInpaintConfig.from_dict({"model_type": "lama", "method": "ns"})
     assert OpenCVInpaintConfig.from_dict({"model_type": "opencv", "method": "ns"}).method == "ns"
+
+
+@pytest.mark.parametrize("method", ["telea", "ns"])
+def test_an_all_hole_mask_does_not_return_the_hidden_pixels(method: str) -> None:
+    model = OpenCVInpaintModel(OpenCVInpaintConfig(method=method))
+    image = torch.rand(1, 3, 16, 16)
+    out = model(image, torch.ones(1, 1, 16, 16))
+    assert not torch.allclose(out.inpainted, image, atol=0.05)

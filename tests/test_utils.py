@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from inpaint_hub import utils
 from inpaint_hub.utils import atomic_write, atomic_write_text
 
 
-def test_atomic_write_gives_umask_permissions(tmp_path: Path) -> None:
-    old = os.umask(0o027)
-    try:
-        atomic_write_text(tmp_path / "a.txt", "hello")
-    finally:
-        os.umask(old)
+def test_atomic_write_gives_umask_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    current = os.umask(0o022)
+    os.umask(current)
+    atomic_write_text(tmp_path / "a.txt", "hello")
     assert (tmp_path / "a.txt").read_text() == "hello"
-    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~current  # not mkstemp's 0o600
+    monkeypatch.setattr(utils, "_UMASK", 0o027)
+    atomic_write_text(tmp_path / "b.txt", "hello")
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -54,6 +54,9 @@ class OpenCVInpaintModel(InpaintModel):
         flag = _FLAGS[self.config.method]
         pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         holes = (mask.detach() > 0.5).to(torch.uint8).cpu().numpy()[:, 0]
+        # Blank the hole first: cv2.inpaint leaves pixels it cannot reach (an all-hole mask) as they were, and the
+        # contract is that a model never sees what is under the hole.
+        pixels = pixels * (1 - holes[..., None])
         filled = np.stack(
             [cv2.inpaint(np.ascontiguousarray(p), np.ascontiguousarray(h), self.config.radius, flag)
              for p, h in zip(pixels, holes)]
