@@ -41,10 +41,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from .checkpoints import find_local_checkpoints
     from .modeling_utils import list_model_types
 
+    checkpoints = find_local_checkpoints(args.checkpoints_dir, args.cache_dir)  # may fail: before any output
     print("model types:")
     for model_type in list_model_types():
         print(f"  {model_type:10s} {_MODEL_NOTES.get(model_type, '')}".rstrip())
-    checkpoints = find_local_checkpoints(args.checkpoints_dir, args.cache_dir)
     print()
     print("checkpoints (give NAME to --model; Hub-cache ones work offline with --local-files-only):")
     rows = [("NAME", "TYPE", "SOURCE", "PATH")] + [
