@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from inpaint_hub import AutoInpaintModel, LamaModel
+from inpaint_hub.models.lama import LamaDiscriminator
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch(*args: str, processes: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
+def _launch(*args: str, processes: int = 1, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
                 "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
@@ -38,7 +40,8 @@ def _launch(*args: str, processes: int = 1, timeout: int = 300) -> subprocess.Co
         [*launcher, str(SCRIPT), "--config", str(CONFIG), *args],
         capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO_ROOT,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
 
 
@@ -59,29 +62,51 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "model.safetensors")
 
 
+def _resume_copy(source: Path, checkpoint: str, target: Path) -> Path:
+    """A fresh output folder holding only ``checkpoint`` of ``source``: a run interrupted right after it."""
+    target.mkdir()
+    shutil.copytree(source / checkpoint, target / checkpoint)
+    return target
+
+
+def _assert_same_final(a: Path, b: Path) -> None:
+    first, second = _weights(a / "final"), _weights(b / "final")
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), f"{key} differs after resuming"
+
+
 def test_train_checkpoint_and_exact_resume(photos: dict[str, Path], tmp_path: Path) -> None:
-    common = ["--train-data", str(photos["train"]), "--val-data", str(photos["val"])]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    _launch(*common, "--output-dir", str(straight), "--max-steps", "5", "--checkpointing-steps", "2")
-    # 8 images, batch 2: 4 batches per epoch, so step 5 is in the second epoch and the resume crosses an epoch.
-    _launch(*common, "--output-dir", str(resumed), "--max-steps", "3", "--checkpointing-steps", "3")
-    _launch(*common, "--output-dir", str(resumed), "--max-steps", "5", "--checkpointing-steps", "3",
-            "--resume-from-checkpoint", "latest")  # fmt: skip
-
-    assert sorted(p.name for p in straight.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4", "checkpoint-5"]
+    # 8 images, batch 2, 2 accumulation steps: 4 batches and 2 optimiser steps per epoch. checkpoint-2 is taken at
+    # an epoch end, checkpoint-3 in the middle of the second epoch.
+    common = ["--train-data", str(photos["train"]), "--val-data", str(photos["val"]), "--jitter",
+              "--gradient-accumulation-steps", "2", "--max-steps", "5", "--checkpointing-steps", "1"]  # fmt: skip
+    straight = tmp_path / "straight"
+    _launch(*common, "--output-dir", str(straight))
+    assert sorted(p.name for p in straight.glob("checkpoint-*")) == [f"checkpoint-{i}" for i in range(1, 6)]
+    state = json.loads((straight / "checkpoint-3" / "training_state.json").read_text())
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (3, 1, 2)
     state = json.loads((straight / "checkpoint-2" / "training_state.json").read_text())
-    assert state == {"step": 2, "epoch": 0, "batch_in_epoch": 2}
-    model = AutoInpaintModel.from_pretrained(straight / "checkpoint-2" / "generator")
-    assert isinstance(model, LamaModel)
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 1, 0)
+    assert isinstance(AutoInpaintModel.from_pretrained(straight / "checkpoint-2" / "generator"), LamaModel)
 
-    a, b = _weights(straight / "final"), _weights(resumed / "final")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resuming"
+    for checkpoint in ("checkpoint-3", "checkpoint-2"):
+        resumed = _resume_copy(straight, checkpoint, tmp_path / f"from-{checkpoint}")
+        _launch(*common, "--output-dir", str(resumed), "--resume-from-checkpoint", "latest")
+        _assert_same_final(straight, resumed)
+
     # Training moved the weights, and the validation grid was written.
-    first = _weights(straight / "checkpoint-2" / "generator")
-    assert any(not torch.equal(first[k], a[k]) for k in a)
+    first, last = _weights(straight / "checkpoint-1" / "generator"), _weights(straight / "final")
+    assert any(not torch.equal(first[k], last[k]) for k in last)
     assert list((straight / "samples").glob("step-*.png"))
+
+
+def test_resuming_with_other_settings_is_refused(photos: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--max-steps", "1")
+    result = _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--max-steps", "2",
+                     "--train-batch-size", "4", "--resume-from-checkpoint", "latest", check=False)  # fmt: skip
+    assert result.returncode != 0 and "train_batch_size was 2 and is now 4" in result.stderr
 
 
 def test_checkpoint_rotation(photos: dict[str, Path], tmp_path: Path) -> None:
@@ -91,22 +116,30 @@ def test_checkpoint_rotation(photos: dict[str, Path], tmp_path: Path) -> None:
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
 
 
-def test_two_processes_share_the_work_and_agree(photos: dict[str, Path], tmp_path: Path) -> None:
+def test_two_processes_share_the_work_agree_and_resume(photos: dict[str, Path], tmp_path: Path) -> None:
+    # 8 images over 2 processes with batch 2: 2 steps per epoch; checkpoint-3 is in the middle of the second epoch.
+    common = ["--train-data", str(photos["train"]), "--max-steps", "4", "--checkpointing-steps", "1"]
     out = tmp_path / "ddp"
-    _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--max-steps", "2",
-            "--checkpointing-steps", "2", "--dump-rank-state", processes=2)  # fmt: skip
+    _launch(*common, "--output-dir", str(out), "--dump-rank-state", processes=2)
     seen = [json.loads((out / f"rank{r}_indices.json").read_text()) for r in range(2)]
-    for step in range(2):
+    for step in range(4):
         first, second = set(seen[0][step]), set(seen[1][step])
         assert len(first) == len(second) == 2 and not first & second, seen
-    all_seen = [i for rank in seen for batch in rank for i in batch]
-    assert len(all_seen) == len(set(all_seen)) == 8  # 2 steps x 2 ranks x batch 2: one epoch, no image twice
+    for epoch in range(2):
+        indices = [i for rank in seen for batch in rank[2 * epoch : 2 * epoch + 2] for i in batch]
+        assert sorted(indices) == list(range(8)), seen  # every image exactly once per epoch
+    assert seen[0][:2] != seen[0][2:]  # a new order in the second epoch
 
-    weights = [torch.load(out / f"rank{r}_generator.pt", weights_only=True) for r in range(2)]
-    parameters = dict(LamaModel(AutoInpaintModel.load_config(out / "final")).named_parameters())
-    for key in parameters:  # parameters are all-reduced; BatchNorm running stats are per process between broadcasts
-        assert torch.equal(weights[0][key], weights[1][key]), key
-    assert _weights(out / "final").keys() == weights[0].keys()
+    for name in ("generator", "discriminator"):
+        weights = [torch.load(out / f"rank{r}_{name}.pt", weights_only=True) for r in range(2)]
+        model = LamaModel if name == "generator" else LamaDiscriminator
+        config = AutoInpaintModel.load_config(out / "final")
+        for key, _ in model(config).named_parameters():  # all-reduced; BatchNorm buffers are per process
+            assert torch.equal(weights[0][key], weights[1][key]), (name, key)
+
+    resumed = _resume_copy(out, "checkpoint-3", tmp_path / "ddp-resumed")
+    _launch(*common, "--output-dir", str(resumed), "--resume-from-checkpoint", "latest", processes=2)
+    _assert_same_final(out, resumed)
 
 
 def test_bad_config_key_is_refused(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ where they come from are in ``../shared/MODELS.md`` §1.3):
   five feature maps of MSE(D(pred), D(img)) (100) + ``perceptual`` * high-receptive-field perceptual loss (30; needs
   the ADE20k ResNet-50 file, off with a warning without it);
 * discriminator loss = non-saturating with R1 (0.001) and the mask as the fake target: hole pixels of the
-  prediction are fake, the rest is labelled real;
+  prediction are fake, the rest is labelled real; the generator step comes first, and D then sees a fresh
+  prediction of the updated generator (LaMa runs the forward pass once per optimiser);
 * Adam, lr 1e-3 (G) and 1e-4 (D), betas (0.9, 0.999), gradient norm clipped to 1.
 
 argparse is the source of truth: ``--config FILE.yaml`` only changes the defaults (its keys are the option names
@@ -54,6 +55,7 @@ from inpaint_hub.losses import (
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.metrics import compute_image_metrics
 from inpaint_hub.models.lama import LamaDiscriminator
+from inpaint_hub.utils import atomic_write_text
 
 
 logger = get_logger("train_lama")
@@ -151,26 +153,50 @@ def build_generator(args: argparse.Namespace) -> LamaModel:
     return LamaModel(config)
 
 
+def clip_gradients(accelerator: Accelerator, model, optimizer, max_norm: float) -> None:
+    """Clip one model's gradients. ``accelerator.clip_grad_norm_`` would unscale *every* optimiser's gradients under
+    fp16, corrupting the other model's accumulated gradients; unscale just this optimiser's instead."""
+    accelerator.unscale_gradients(optimizer=optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+
+def run_signature(args: argparse.Namespace, accelerator: Accelerator, num_images: int) -> dict:
+    """What must not change between a run and its resumption for the data stream to continue exactly."""
+    return {
+        "num_processes": accelerator.num_processes,
+        "train_batch_size": args.train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "seed": args.seed,
+        "resolution": args.resolution,
+        "mask_protocol": args.mask_protocol,
+        "num_images": num_images,
+    }
+
+
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """``checkpoint-<step>`` folders, oldest first."""
-    found = [p for p in output_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name) and p.is_dir()]
+    """Complete ``checkpoint-<step>`` folders (``training_state.json`` is written last), oldest first."""
+    found = [
+        p
+        for p in output_dir.glob("checkpoint-*")
+        if re.fullmatch(r"checkpoint-\d+", p.name) and (p / "training_state.json").is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(accelerator: Accelerator, args, generator, step: int, epoch: int, batch_in_epoch: int) -> None:
+def save_checkpoint(accelerator: Accelerator, args, generator, state: dict) -> None:
+    """Save, mark complete (atomically), and only then remove the oldest: a crash never leaves no checkpoint."""
     output_dir = Path(args.output_dir)
-    target = output_dir / f"checkpoint-{step}"
-    if accelerator.is_main_process and args.checkpoints_total_limit is not None:
-        old = checkpoint_dirs(output_dir)
-        for stale in old[: max(0, len(old) - args.checkpoints_total_limit + 1)]:
-            logger.info(f"removing old checkpoint {stale}")
-            shutil.rmtree(stale, ignore_errors=True)
+    target = output_dir / f"checkpoint-{state['step']}"
     accelerator.wait_for_everyone()
     accelerator.save_state(str(target))
     if accelerator.is_main_process:
-        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
-        (target / "training_state.json").write_text(json.dumps(state))
         accelerator.unwrap_model(generator).save_pretrained(target / "generator")
+        atomic_write_text(target / "training_state.json", json.dumps(state, indent=2))
+        if args.checkpoints_total_limit is not None:
+            complete = checkpoint_dirs(output_dir)
+            for stale in complete[: max(0, len(complete) - args.checkpoints_total_limit)]:
+                logger.info(f"removing old checkpoint {stale}")
+                shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     logger.info(f"saved {target}")
 
@@ -226,6 +252,10 @@ def main(argv: list[str] | None = None) -> None:
     logger.info(accelerator.state, main_process_only=False)
     if args.report_to == "tensorboard" and report_to is None:
         logger.warning("tensorboard is not installed: scalars are only printed (pip install tensorboard)")
+    if accelerator.mixed_precision == "fp16" and args.r1_weight > 0:
+        logger.warning(
+            "fp16: the R1 penalty's gradient w.r.t. the images is not loss-scaled and can underflow; prefer bf16"
+        )
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -265,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     # Resume.
+    signature = run_signature(args, accelerator, len(train_set))
     step, epoch, batch_in_epoch = 0, 0, 0
     if args.resume_from_checkpoint:
         if args.resume_from_checkpoint == "latest":
@@ -275,8 +306,15 @@ def main(argv: list[str] | None = None) -> None:
         if resume is None:
             logger.warning(f"--resume-from-checkpoint latest: no checkpoint in {output_dir}, starting from scratch")
         else:
-            accelerator.load_state(str(resume))
             state = json.loads((resume / "training_state.json").read_text())
+            changed = {k: (v, signature[k]) for k, v in state.get("run", {}).items() if signature.get(k) != v}
+            if changed:
+                raise ValueError(
+                    f"cannot resume {resume} exactly: "
+                    + ", ".join(f"{k} was {old} and is now {new}" for k, (old, new) in changed.items())
+                    + "; start a new --output-dir, or restore these settings"
+                )
+            accelerator.load_state(str(resume))
             step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             logger.info(f"resumed from {resume}: step {step}, epoch {epoch}, batch {batch_in_epoch}")
 
@@ -296,9 +334,10 @@ def main(argv: list[str] | None = None) -> None:
 
     while step < args.max_steps:
         epoch_loader = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-        # The prepared loader passes the epoch on to the sampler (its own counter would restart at 0 on resume);
-        # the dataset's augmentations are told directly.
+        # The epoch is set explicitly everywhere it matters (the prepared loader's own counter restarts at 0 on
+        # resume): the loader, the sampler's order and the dataset's augmentations.
         epoch_loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # under several processes the skipping loader does not reach the sampler itself
         train_set.set_epoch(epoch)
         for batch in epoch_loader:
             batch_in_epoch += 1
@@ -325,21 +364,24 @@ def main(argv: list[str] | None = None) -> None:
                 loss_g = sum(losses.values())
                 accelerator.backward(loss_g)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
+                    clip_gradients(accelerator, generator, optimizer_g, args.max_grad_norm)
                 optimizer_g.step()
                 optimizer_g.zero_grad(set_to_none=True)
 
-                # ---- discriminator step on the same prediction; R1 needs gradients w.r.t. the real images.
+                # ---- discriminator step. As LaMa (trainers/base.py: a forward pass per optimiser), D sees the
+                # prediction of the generator *after* its update; R1 needs gradients w.r.t. the real images.
                 d_module.requires_grad_(True)
+                with torch.no_grad():
+                    predicted = generator(image, mask).predicted
                 real = image.detach().requires_grad_(True)
                 real_logits, _ = discriminator(real)
-                fake_logits, _ = discriminator(predicted.detach())
+                fake_logits, _ = discriminator(predicted)
                 loss_d, parts_d = non_saturating_discriminator_loss(
                     real_logits, fake_logits, mask=mask, real_images=real, r1_weight=args.r1_weight
                 )
                 accelerator.backward(loss_d)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
+                    clip_gradients(accelerator, discriminator, optimizer_d, args.max_grad_norm)
                 optimizer_d.step()
                 optimizer_d.zero_grad(set_to_none=True)
 
@@ -366,9 +408,10 @@ def main(argv: list[str] | None = None) -> None:
                 accelerator.wait_for_everyone()
             at_epoch_end = batch_in_epoch == batches_per_epoch
             if step % args.checkpointing_steps == 0 or step == args.max_steps:
-                save_checkpoint(
-                    accelerator, args, generator, step, epoch + at_epoch_end, 0 if at_epoch_end else batch_in_epoch
-                )
+                position = {"epoch": epoch + 1, "batch_in_epoch": 0} if at_epoch_end else {
+                    "epoch": epoch, "batch_in_epoch": batch_in_epoch
+                }  # fmt: skip
+                save_checkpoint(accelerator, args, generator, {"step": step, **position, "run": signature})
             if step >= args.max_steps:
                 break
         else:
@@ -380,8 +423,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.dump_rank_state:
         rank = accelerator.process_index
         (output_dir / f"rank{rank}_indices.json").write_text(json.dumps(seen_indices))
-        state = {k: v.detach().cpu() for k, v in accelerator.unwrap_model(generator).state_dict().items()}
-        torch.save(state, output_dir / f"rank{rank}_generator.pt")
+        for name, model in (("generator", generator), ("discriminator", discriminator)):
+            weights = {k: v.detach().cpu() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+            torch.save(weights, output_dir / f"rank{rank}_{name}.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(generator)
