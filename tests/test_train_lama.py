@@ -150,3 +150,13 @@ def test_bad_config_key_is_refused(tmp_path: Path) -> None:
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2 and "unknown option(s) modle" in result.stderr
+
+
+def test_config_values_are_checked_like_flags(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("mask_protocol: lama-huge-512\n")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(config), "--train-data", "x"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "mask_protocol: 'lama-huge-512' is not one of" in result.stderr

@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", default="lama-fourier", help=f"preset: {', '.join(PRESETS)}")
     model.add_argument("--model-overrides", type=json.loads, default=None,
                        help='JSON of LamaConfig fields over the preset, e.g. \'{"base_channels": 32}\'')  # fmt: skip
-    model.add_argument("--init-from", default=None, help="start from these generator weights (folder or Hub id)")
+    model.add_argument("--init-from", default=None,
+                       help="start from these generator weights (folder or Hub id); --model and --model-overrides "
+                       "are then ignored")  # fmt: skip
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--train-batch-size", type=int, default=10, help="per process (LaMa: 10 per GPU)")
     optim.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -127,6 +129,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = sorted(set(defaults) - known)
         if unknown:
             parser.error(f"{pre.config}: unknown option(s) {', '.join(unknown)}; keys are option names with _")
+        for action in parser._actions:  # YAML values get the command line's type and choices checks
+            if action.dest not in defaults:
+                continue
+            value = defaults[action.dest]
+            if action.type is not None and isinstance(value, str) and action.type is not str:
+                try:
+                    value = defaults[action.dest] = action.type(value)
+                except (TypeError, ValueError) as err:
+                    parser.error(f"{pre.config}: {action.dest}: {err}")
+            if action.choices is not None and value not in action.choices:
+                choices = ", ".join(map(str, action.choices))
+                parser.error(f"{pre.config}: {action.dest}: {value!r} is not one of {choices}")
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
     if not args.train_data:
