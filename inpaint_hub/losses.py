@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import MissingWeightsError, _load_state_dict_file
-from .modeling_utils import WeightsMismatchError
+from .modeling_utils import WeightsMismatchError, state_dict_mismatches
 
 
 logger = logging.getLogger(__name__)
@@ -771,18 +771,8 @@ class PerceptualLoss(nn.Module):
         else:
             ignored = {key for key in state if key.startswith("classifier.") or key in _VGG19_UNUSED_KEYS}
             optional = set()
-        unexpected = sorted(key for key in state if key not in expected and key not in ignored)
-        missing = sorted(key for key in expected if key not in state and key not in optional)
-        mis_shaped = [
-            f"{key} {tuple(state[key].shape)} (expected {tuple(expected[key].shape)})"
-            for key in sorted(set(state) & set(expected))
-            if state[key].shape != expected[key].shape
-        ]
-        problems = [
-            f"{label}: {_format_keys(keys)}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped))
-            if keys
-        ]
+        mismatches = state_dict_mismatches(state, expected, ignored=ignored, optional=optional)
+        problems = [f"{label}: {_format_keys(keys)}" for label, keys in mismatches.items() if keys]
         if problems:
             raise WeightsMismatchError(
                 f"{source} does not match the {self.kind} perceptual-loss backbone; "

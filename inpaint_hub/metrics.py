@@ -38,7 +38,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from .image_processing import to_tensor
-from .modeling_utils import WeightsMismatchError
+from .modeling_utils import WeightsMismatchError, state_dict_mismatches
 
 
 logger = logging.getLogger(__name__)
@@ -387,24 +387,10 @@ class LPIPS(nn.Module):
                 "LPIPS.from_files(backbone_path, lin_path)"
             )
 
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected += sorted(set(state) - set(expected))
-        mis_shaped = [
-            f"{key} {tuple(state[key].shape)} (expected {tuple(expected[key].shape)})"
-            for key in sorted(set(state) & set(expected))
-            if state[key].shape != expected[key].shape
-        ]
-        problems = [
-            f"{label}: {', '.join(keys)}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("given twice", duplicated),
-                ("wrong shape", mis_shaped),
-            )
-            if keys
-        ]
+        mismatches = state_dict_mismatches(state, model.state_dict())
+        mismatches["unexpected"] = unexpected + mismatches["unexpected"]
+        mismatches["given twice"] = duplicated
+        problems = [f"{label}: {', '.join(keys)}" for label, keys in mismatches.items() if keys]
         if problems:
             raise WeightsMismatchError(
                 "LPIPS weights do not match the AlexNet LPIPS v0.1 layout; " + "; ".join(problems)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -77,6 +78,35 @@ class InpaintOutput:
 
 class WeightsMismatchError(ValueError):
     """The tensors in a weights file do not match the model built from its config."""
+
+
+def state_dict_mismatches(
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    *,
+    ignored: Collection[str] = (),
+    optional: Collection[str] = (),
+) -> dict[str, list[str]]:
+    """Compare a loaded state dict with a module's: ``{"missing": [...], "unexpected": [...], "wrong shape": [...]}``.
+
+    Args:
+        state: the tensors read from a file.
+        expected: ``module.state_dict()``.
+        ignored: keys of ``state`` that are allowed and dropped (e.g. a classifier head).
+        optional: keys of ``expected`` that may be absent (e.g. ``num_batches_tracked``).
+
+    Returns:
+        Sorted key lists; a mis-shaped entry reads ``"key (file shape) (expected shape)"``.
+    """
+    return {
+        "missing": sorted(k for k in expected if k not in state and k not in optional),
+        "unexpected": sorted(k for k in state if k not in expected and k not in ignored),
+        "wrong shape": [
+            f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+            for k in sorted(set(state) & set(expected))
+            if state[k].shape != expected[k].shape
+        ],
+    }
 
 
 # ------------------------------------------------------------------------------------------------- base model

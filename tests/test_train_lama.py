@@ -142,21 +142,19 @@ def test_two_processes_share_the_work_agree_and_resume(photos: dict[str, Path], 
     _assert_same_final(out, resumed)
 
 
-def test_bad_config_key_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("modle: tiny\n", "unknown option(s) modle"),
+        ("mask_protocol: lama-huge-512\n", "mask_protocol: 'lama-huge-512' is not one of"),
+        ("max_steps: many\n", "max_steps: invalid literal"),
+    ],
+)
+def test_bad_config_files_are_refused(tmp_path: Path, yaml_text: str, message: str) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text("modle: tiny\n")
+    config.write_text(yaml_text)
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--config", str(config), "--train-data", "x"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 2 and "unknown option(s) modle" in result.stderr
-
-
-def test_config_values_are_checked_like_flags(tmp_path: Path) -> None:
-    config = tmp_path / "bad.yaml"
-    config.write_text("mask_protocol: lama-huge-512\n")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(config), "--train-data", "x"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 2 and "mask_protocol: 'lama-huge-512' is not one of" in result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr
