@@ -152,6 +152,18 @@ def test_get_mask_protocol_unknown_lists_names():
         make_mask("nvidia-irregular", 64, 64, rng())
 
 
+# The generator functions that draw from an rng (pennet_center_mask is deterministic).
+SEEDED_GENERATORS = [
+    irregular_mask,
+    box_mask,
+    deepfill_stroke_mask,
+    deepfill_box_mask,
+    deepfill_freeform_mask,
+    pennet_square_mask,
+    piigan_center_mask,
+]
+
+
 @pytest.mark.parametrize("name", EXPECTED_PROTOCOLS)
 def test_protocol_metadata(name):
     spec = get_mask_protocol(name)
@@ -214,15 +226,7 @@ def test_rng_must_be_a_generator(name, bad_rng):
 
 @pytest.mark.parametrize(
     "function",
-    [
-        irregular_mask,
-        box_mask,
-        deepfill_stroke_mask,
-        deepfill_box_mask,
-        deepfill_freeform_mask,
-        pennet_square_mask,
-        piigan_center_mask,
-    ],
+    SEEDED_GENERATORS,
 )
 def test_generator_functions_check_rng(function):
     with pytest.raises(TypeError, match="numpy.random.Generator"):
@@ -266,16 +270,7 @@ def test_tiny_sizes_terminate(name, size):
 
 @pytest.mark.parametrize(
     "function",
-    [
-        irregular_mask,
-        box_mask,
-        deepfill_stroke_mask,
-        deepfill_box_mask,
-        deepfill_freeform_mask,
-        pennet_square_mask,
-        pennet_center_mask,
-        piigan_center_mask,
-    ],
+    [*SEEDED_GENERATORS, pennet_center_mask],
 )
 @pytest.mark.parametrize("size", [(1, 1), (1, 7), (7, 1), (2, 3), (8, 8)])
 def test_generator_functions_at_tiny_sizes(function, size):
