@@ -109,6 +109,24 @@ def test_resuming_with_other_settings_is_refused(photos: dict[str, Path], tmp_pa
     assert result.returncode != 0 and "train_batch_size was 2 and is now 4" in result.stderr
 
 
+def test_reconstruction_only_training_leaves_the_discriminator_alone(photos: dict[str, Path], tmp_path: Path) -> None:
+    # Both GAN weights 0 (the bundled cpu-small recipe): the generator trains on L1 alone, the discriminator is
+    # never run, and the run still checkpoints and resumes exactly.
+    common = ["--train-data", str(photos["train"]), "--max-steps", "3", "--checkpointing-steps", "1",
+              "--weight-adversarial", "0", "--weight-feature-matching", "0", "--weight-l1-hole", "10"]  # fmt: skip
+    out = tmp_path / "l1"
+    result = _launch(*common, "--output-dir", str(out))
+    d_first, d_last = (load_file(out / c / "model_1.safetensors") for c in ("checkpoint-1", "checkpoint-3"))
+    assert all(torch.equal(d_first[k], d_last[k]) for k in d_first)
+    g_first, g_last = _weights(out / "checkpoint-1" / "generator"), _weights(out / "final")
+    assert any(not torch.equal(g_first[k], g_last[k]) for k in g_last)
+    assert "d_total" not in result.stderr
+
+    resumed = _resume_copy(out, "checkpoint-2", tmp_path / "l1-resumed")
+    _launch(*common, "--output-dir", str(resumed), "--resume-from-checkpoint", "latest")
+    _assert_same_final(out, resumed)
+
+
 def test_checkpoint_rotation(photos: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "run"
     _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--max-steps", "4",

@@ -343,6 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     progress = tqdm(total=args.max_steps, initial=step, desc="steps", disable=not accelerator.is_local_main_process)
     d_module = accelerator.unwrap_model(discriminator)
+    # Both GAN weights 0 means reconstruction-only training: the discriminator is kept (checkpoints keep one layout)
+    # but never run, which also saves its share of the compute.
+    adversarial = args.weight_adversarial > 0 or args.weight_feature_matching > 0
     seen_indices: list[list[int]] = []
     start = time.perf_counter()
 
@@ -359,22 +362,25 @@ def main(argv: list[str] | None = None) -> None:
             if args.dump_rank_state:
                 seen_indices.append(batch["index"].tolist())
             with accelerator.accumulate(generator, discriminator):
-                # ---- generator step. D's parameters are frozen and it is called unwrapped: under DDP, a wrapped
-                # forward whose parameters get no gradient would make the next reduction fail.
-                d_module.requires_grad_(False)
+                # ---- generator step.
                 predicted = generator(image, mask).predicted
-                fake_logits, fake_features = d_module(predicted)
-                with torch.no_grad():
-                    _, real_features = d_module(image)
                 losses = {
                     "l1": masked_l1_loss(
                         predicted, image, mask, weight_hole=args.weight_l1_hole, weight_known=args.weight_l1_known
                     ),
-                    "adversarial": args.weight_adversarial * non_saturating_generator_loss(fake_logits),
-                    "feature_matching": args.weight_feature_matching
-                    * feature_matching_loss(fake_features, real_features),
                     "perceptual": perceptual(predicted, image),
                 }
+                if adversarial:
+                    # D's parameters are frozen and it is called unwrapped: under DDP, a wrapped forward whose
+                    # parameters get no gradient would make the next reduction fail.
+                    d_module.requires_grad_(False)
+                    fake_logits, fake_features = d_module(predicted)
+                    with torch.no_grad():
+                        _, real_features = d_module(image)
+                    losses["adversarial"] = args.weight_adversarial * non_saturating_generator_loss(fake_logits)
+                    losses["feature_matching"] = args.weight_feature_matching * feature_matching_loss(
+                        fake_features, real_features
+                    )
                 loss_g = sum(losses.values())
                 accelerator.backward(loss_g)
                 if accelerator.sync_gradients:
@@ -382,22 +388,24 @@ def main(argv: list[str] | None = None) -> None:
                 optimizer_g.step()
                 optimizer_g.zero_grad(set_to_none=True)
 
-                # ---- discriminator step. As LaMa (trainers/base.py: a forward pass per optimiser), D sees the
-                # prediction of the generator *after* its update; R1 needs gradients w.r.t. the real images.
-                d_module.requires_grad_(True)
-                with torch.no_grad():
-                    predicted = generator(image, mask).predicted
-                real = image.detach().requires_grad_(True)
-                real_logits, _ = discriminator(real)
-                fake_logits, _ = discriminator(predicted)
-                loss_d, parts_d = non_saturating_discriminator_loss(
-                    real_logits, fake_logits, mask=mask, real_images=real, r1_weight=args.r1_weight
-                )
-                accelerator.backward(loss_d)
-                if accelerator.sync_gradients:
-                    clip_gradients(accelerator, discriminator, optimizer_d, args.max_grad_norm)
-                optimizer_d.step()
-                optimizer_d.zero_grad(set_to_none=True)
+                # ---- discriminator step, skipped when both GAN weights are 0. As LaMa (trainers/base.py: a forward
+                # pass per optimiser), D sees the prediction of the generator *after* its update; R1 needs gradients
+                # w.r.t. the real images.
+                if adversarial:
+                    d_module.requires_grad_(True)
+                    with torch.no_grad():
+                        predicted = generator(image, mask).predicted
+                    real = image.detach().requires_grad_(True)
+                    real_logits, _ = discriminator(real)
+                    fake_logits, _ = discriminator(predicted)
+                    loss_d, parts_d = non_saturating_discriminator_loss(
+                        real_logits, fake_logits, mask=mask, real_images=real, r1_weight=args.r1_weight
+                    )
+                    accelerator.backward(loss_d)
+                    if accelerator.sync_gradients:
+                        clip_gradients(accelerator, discriminator, optimizer_d, args.max_grad_norm)
+                    optimizer_d.step()
+                    optimizer_d.zero_grad(set_to_none=True)
 
             if not accelerator.sync_gradients:
                 continue
@@ -406,14 +414,15 @@ def main(argv: list[str] | None = None) -> None:
             if step % args.logging_steps == 0 or step == args.max_steps:
                 scalars = {f"train/g_{k}": accelerator.reduce(v.detach(), "mean").item() for k, v in losses.items()}
                 scalars["train/g_total"] = accelerator.reduce(loss_g.detach(), "mean").item()
-                scalars["train/d_total"] = accelerator.reduce(loss_d.detach(), "mean").item()
-                scalars.update(
-                    {f"train/d_{k}": accelerator.reduce(v.detach(), "mean").item() for k, v in parts_d.items()}
-                )
+                if adversarial:
+                    scalars["train/d_total"] = accelerator.reduce(loss_d.detach(), "mean").item()
+                    scalars.update(
+                        {f"train/d_{k}": accelerator.reduce(v.detach(), "mean").item() for k, v in parts_d.items()}
+                    )
                 scalars["train/seconds_per_step"] = (time.perf_counter() - start) / args.logging_steps
                 start = time.perf_counter()
                 accelerator.log(scalars, step=step)
-                progress.set_postfix(g=f"{scalars['train/g_total']:.3f}", d=f"{scalars['train/d_total']:.3f}")
+                progress.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in scalars.items() if k.endswith("_total")})
             if val_set is not None and (step % args.validation_steps == 0 or step == args.max_steps):
                 if accelerator.is_main_process:
                     metrics = validate(accelerator, generator, val_set, args, step)
