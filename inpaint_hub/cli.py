@@ -119,8 +119,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .pipeline import SEED_LIMIT, InpaintPipeline
 
     # Everything that can fail without the models fails first: options, paths, metric weight files, the samples.
-    if args.model_card and len(args.model) != 1:
-        raise ValueError("--model-card takes the results of exactly one --model")
     if len(set(args.model)) != len(args.model):
         raise ValueError("a --model is given twice")
     if not 0 <= args.seed < SEED_LIMIT:
@@ -195,14 +193,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"wrote {args.markdown}")
     if args.model_card:
         folder = Path(args.images).resolve().name
+        # The first --model is the card's model; any others ran as the comparison in the printed table.
         write_model_index(
             args.model_card,
-            rows,
+            [row for row in rows if row["model"] == args.model[0]],
             model_name=Path(args.model[0]).name,
             dataset_name=args.dataset_name or folder,
             dataset_type=args.dataset_type or folder,
         )
-        print(f"wrote the results into {args.model_card}")
+        print(f"wrote the results of {args.model[0]} into {args.model_card}")
     failed = sum(result.error is not None for run in runs for result in run.images)
     if failed:
         print(f"{failed} inference(s) failed: see the errors above", file=sys.stderr)
@@ -241,7 +240,11 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--lpips-weights", default=None, help="AlexNet file for LPIPS (alexnet-owt-7be5be79.pth)")
     evaluate.add_argument("--lpips-lin-weights", default=None, help="LPIPS v0.1 linear layers (lpips alex.pth)")
     evaluate.add_argument("--fid-weights", default=None, help="Inception TorchScript (inception-2015-12-05.pt)")
-    evaluate.add_argument("--model-card", default=None, help="write the results into this card's model-index")
+    evaluate.add_argument(
+        "--model-card",
+        default=None,
+        help="write the first --model's results into this card's model-index (the others are comparisons)",
+    )
     evaluate.add_argument("--dataset-name", default=None, help="dataset name in the card (default: folder name)")
     evaluate.add_argument("--dataset-type", default=None, help="dataset id in the card (default: folder name)")
     evaluate.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")

@@ -58,6 +58,7 @@ def test_eval_prints_the_table_and_writes_json_markdown_and_card(photos: Path, t
         ("lama-medium-256", "psnr"),
     }
     assert all(r.dataset_type == "toy" for r in results)
+
     assert "Repo card metadata block" not in card.read_text() and card.read_text().count("---") == 2
 
     # Same seed, same numbers (timings aside).
@@ -66,6 +67,21 @@ def test_eval_prints_the_table_and_writes_json_markdown_and_card(photos: Path, t
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in report["images"]]
     again = [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(out2.read_text())["images"]]
     assert strip == again
+
+
+def test_model_card_gets_the_first_models_results_only(photos: Path, tmp_path: Path, capsys) -> None:
+    # One command prints the comparison table and writes the card of the first --model.
+    card = tmp_path / "card.md"
+    args = ["eval", "--model", "cv2-ns", "--model", "cv2-telea", "--images", str(photos), "--protocol",
+            "lama-medium-256", "--resize", "64", "--no-progress", "--model-card", str(card)]  # fmt: skip
+    assert main(args) == 0
+    stdout = capsys.readouterr().out
+    assert "| `cv2-telea` | lama-medium-256 | all | 3 |" in stdout and "into " + str(card) in stdout
+    table = {line.split(" | ")[0]: line for line in stdout.splitlines() if "| all |" in line}
+    ns_psnr = float(table["| `cv2-ns`"].split(" | ")[4])
+    results = ModelCard.load(card).data.eval_results
+    assert ModelCard.load(card).data.model_name == "cv2-ns"
+    assert [round(r.metric_value, 2) for r in results if r.metric_type == "psnr"] == [ns_psnr]
 
 
 def test_eval_with_a_mask_folder_and_two_models(photos: Path, tmp_path: Path, capsys) -> None:
@@ -107,10 +123,6 @@ def test_an_all_hole_mask_cannot_score_by_seeing_the_ground_truth(photos: Path, 
             ["--lpips-weights"],
         ),
         (["--images", "{photos}", "--protocol", "pennet-center", "--fid-weights", "{state_dict}"], ["TorchScript"]),
-        (
-            ["--images", "{photos}", "--protocol", "pennet-center", "--model", "cv2-ns", "--model-card", "c.md"],
-            ["one"],
-        ),
         (["--images", "{photos}", "--protocol", "pennet-center", "--out", "no/such/dir/r.json"], ["--out"]),
     ],
 )
