@@ -1,13 +1,15 @@
 """Run the library end to end on the bundled example photo: load a model, inpaint, save a side-by-side picture.
 
-    python examples/quickstart.py                          # untrained LaMa: shows the plumbing, not the quality
+    python examples/quickstart.py                              # the bundled checkpoints/lama-small-bsds
     python examples/quickstart.py --model converted/big-lama   # a converted checkpoint (README: "Original weights")
     python examples/quickstart.py --model ORG/lama-big         # or any Hub repository
+    python examples/quickstart.py --model cv2-telea            # OpenCV's classical inpainting, for comparison
 
-Without ``--model`` there are no trained weights to use (nothing is downloaded), so the script builds a LaMa with
-random weights and says so: the hole is filled with noise, but every step a real run takes (file loading, mask
-handling, padding, the model, compositing, saving) runs for real. Writes ``outputs/quickstart.png``:
-photo | mask | result.
+Without ``--model`` the script uses the small LaMa that ships with the repository (``checkpoints/lama-small-bsds``,
+2.3 M parameters trained on a CPU; its card is ``checkpoints/lama-small-bsds/README.md``). Nothing is downloaded.
+Should that folder be missing (a partial copy of the repository), it falls back to a LaMa with random weights and
+says so: the hole is then filled with noise, but every step a real run takes still runs. Writes
+``outputs/quickstart.png``: photo | mask | result.
 """
 
 from __future__ import annotations
@@ -23,26 +25,30 @@ from inpaint_hub import AutoInpaintModel, InpaintPipeline, LamaConfig, LamaModel
 
 
 HERE = Path(__file__).resolve().parent
+BUNDLED = HERE.parent / "checkpoints" / "lama-small-bsds"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="folder written by save_pretrained or a Hub repo id (default: untrained LaMa)")
+    parser.add_argument(
+        "--model", help="folder written by save_pretrained, a Hub repo id or cv2-telea (default: the bundled LaMa)"
+    )
     parser.add_argument("--image", default=str(HERE / "images" / "tiger.jpg"))
     parser.add_argument("--mask", default=str(HERE / "images" / "tiger_mask.png"))
     parser.add_argument("--output", default="outputs/quickstart.png")
     args = parser.parse_args()
 
-    if args.model:
-        model = AutoInpaintModel.from_pretrained(args.model)
-        print(f"weights: {args.model} ({type(model).__name__}, {model.num_parameters():,} parameters)")
+    source = args.model or (str(BUNDLED) if (BUNDLED / "config.json").is_file() else None)
+    if source:
+        model = AutoInpaintModel.from_pretrained(source)
+        print(f"weights: {source} ({type(model).__name__}, {model.num_parameters():,} parameters)")
     else:
         torch.manual_seed(0)
         model = LamaModel(LamaConfig.lama_fourier()).eval()
         print(
-            "weights: NONE -- an untrained lama-fourier LaMa with random weights (27,048,835 parameters).\n"
-            "         The fill will be noise. For real results convert the authors' big-lama checkpoint\n"
-            "         (README, 'Original weights') and pass --model converted/big-lama."
+            f"weights: NONE -- {BUNDLED} is missing, so this is an untrained lama-fourier LaMa with random\n"
+            "         weights (27,048,835 parameters) and the fill will be noise. Restore that folder from the\n"
+            "         repository, or convert the authors' big-lama checkpoint (README, 'Original weights')."
         )
 
     pipe = InpaintPipeline(model)
