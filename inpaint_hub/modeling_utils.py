@@ -398,6 +398,15 @@ def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{filename} not found in {model_id}")
         return path
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(str(model_id))
+    except ValueError:  # HFValidationError: neither a folder here nor a possible Hub id, e.g. runs/x/checkpoint-5
+        raise FileNotFoundError(
+            f"{model_id} is not a folder (relative to {os.getcwd()}) and not a valid Hub repository id "
+            "(ORG/NAME); give a folder written by save_pretrained, a Hub id, or a built-in name"
+        ) from None
     return hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
 
 

@@ -271,3 +271,11 @@ def test_save_pretrained_can_push_with_the_same_card(fake_hub, tmp_path):
     model.save_pretrained(tmp_path / "out", model_card=card, push_to_hub=True, repo_id="me/x")
     uploads = [c for c in fake_hub if c[0] == "upload_folder"]
     assert len(uploads) == 1 and uploads[0][2]["README.md"] == b"# my card\n"
+
+
+@pytest.mark.parametrize("name", ["runs/x/checkpoint-5/generator", "./missing-model", "a/b/c"])
+def test_a_missing_local_folder_is_named_not_a_hub_error(name, tmp_path, monkeypatch):
+    # Neither a folder nor a possible Hub id: say so instead of huggingface_hub's repo-id validation message.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="is not a folder .* and not a valid Hub repository id"):
+        AutoInpaintModel.from_pretrained(name)
