@@ -79,7 +79,8 @@ def test_fills_the_example_photo_plausibly(model: LamaModel, protocol: str, seed
     # No strong colour cast: the fill's mean colour is within 8 % of the truth's on every channel, and at most
     # 4 points further off than Telea's (on this white tiger the small model's fill is slightly green: see its card).
     assert _cast(result, photo, hole) < min(0.08, _cast(telea, photo, hole) + 0.04)
-    # No seam: across the hole's left edge the fill differs from its known neighbour about as much as the photo does.
+    # No hard seam: across the hole's left edge the fill steps from its known neighbour by at most 8 grey levels more
+    # than the photo does there (this checkpoint: 12.4 vs 6.6 and 7.9 vs 1.0; random weights: 50 and 92).
     inner = hole & ~np.roll(hole, 1, axis=1)  # hole pixels whose left neighbour is known
     inner[:, 0] = False
     outer = np.roll(inner, -1, axis=1)
