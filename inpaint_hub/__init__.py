@@ -13,6 +13,7 @@ from .modeling_utils import (
 )
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
 from .models.opencv import OpenCVInpaintConfig, OpenCVInpaintModel
+from .models.pennet import PENNetConfig, PENNetDiscriminator, PENNetModel, PENNetOutput
 from .pipeline import InpaintPipeline, InpaintPipelineOutput
 
 
@@ -31,6 +32,10 @@ __all__ = [
     "LamaModel",
     "OpenCVInpaintConfig",
     "OpenCVInpaintModel",
+    "PENNetConfig",
+    "PENNetDiscriminator",
+    "PENNetModel",
+    "PENNetOutput",
     "WeightsMismatchError",
     "get_config_class",
     "get_model_class",

@@ -30,21 +30,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("inpaint_hub")
 
-_MODEL_NOTES = {
-    "lama": "LaMa (Suvorov et al., WACV 2022): Fast Fourier Convolutions; presets big-lama, lama-fourier",
-    "opencv": "OpenCV classical inpainting, no weights: Telea (JGT 2004) and Navier-Stokes (Bertalmio et al., "
-    "CVPR 2001); built in as cv2-telea, cv2-ns",
-}
-
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .checkpoints import find_local_checkpoints
-    from .modeling_utils import list_model_types
+    from .modeling_utils import get_config_class, list_model_types
 
     checkpoints = find_local_checkpoints(args.checkpoints_dir, args.cache_dir)  # may fail: before any output
     print("model types:")
     for model_type in list_model_types():
-        print(f"  {model_type:10s} {_MODEL_NOTES.get(model_type, '')}".rstrip())
+        print(f"  {model_type:10s} {get_config_class(model_type).summary}".rstrip())
     print()
     print("checkpoints (give NAME to --model; Hub-cache ones work offline with --local-files-only):")
     rows = [("NAME", "TYPE", "SOURCE", "PATH")] + [

@@ -8,7 +8,7 @@ so they can be read, validated and diffed without building a network.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,9 @@ class InpaintConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    # One line for ``inpaint-hub list``: the paper and what distinguishes the model; presets.
+    summary: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dictionary written to ``config.json`` (tuples become lists)."""

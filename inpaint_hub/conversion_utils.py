@@ -43,6 +43,7 @@ import _compat_pickle
 import builtins
 import collections
 import copy
+import hashlib
 import logging
 import os
 import pickle
@@ -1112,3 +1113,12 @@ def load_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
         return resolve_interpolations(data)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (converters record it in the model card)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -51,3 +51,12 @@ def lama_fourier_release(golden_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("golden_release")
     load_golden_module(golden_dir, "regen").regenerate(str(out), ["lama_lama-fourier"], log=lambda *_: None)
     return out / "lama-fourier"
+
+
+@pytest.fixture(scope="session")
+def pennet_release(golden_dir, tmp_path_factory) -> Path:
+    """An original-format PEN-Net release folder (gen_00050.pth = {'netG': state_dict}, latest.ckpt naming 00050),
+    rebuilt by the golden fixture's own regen.py, which checks every tensor's sha256."""
+    out = tmp_path_factory.mktemp("golden_release")
+    load_golden_module(golden_dir, "regen").regenerate(str(out), ["pennet"], log=lambda *_: None)
+    return out / "pennet"

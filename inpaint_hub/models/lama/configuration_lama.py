@@ -7,7 +7,7 @@ Defaults reproduce the released **big-lama** checkpoint: the ``generator:`` bloc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -19,6 +19,10 @@ class LamaConfig(InpaintConfig):
 
     Original names (``config.yaml`` ``generator:`` block) are given in brackets; the converter maps them.
     """
+
+    summary: ClassVar[str] = (
+        "LaMa (Suvorov et al., WACV 2022): Fast Fourier Convolutions; presets big-lama, lama-fourier"
+    )
 
     model_type: Literal["lama"] = Field("lama", description="Selects LamaModel in AutoInpaintModel.")
 

@@ -33,7 +33,6 @@ Our module names are our own; the original names live only here.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 import sys
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...conversion_utils import extract_state_dict, load_original_checkpoint, load_yaml_config
+from ...conversion_utils import extract_state_dict, file_sha256, load_original_checkpoint, load_yaml_config
 from .configuration_lama import LamaConfig
 from .modeling_lama import LamaModel
 
@@ -380,14 +379,6 @@ def model_card(config: LamaConfig, checkpoint: Path, sha256: str, parity: float)
 # ------------------------------------------------------------------------------------------------- main
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert(
     checkpoint: str | Path,
     config: str | Path,
@@ -411,7 +402,7 @@ def convert(
     parity = verify_parity(model, original)
     logger.info("parity with the original forward pass: max |diff| = %.3g", parity)
 
-    card = model_card(lama_config, checkpoint, _sha256(checkpoint), parity)
+    card = model_card(lama_config, checkpoint, file_sha256(checkpoint), parity)
     model.save_pretrained(output, model_card=card)
     logger.info("saved %s", output)
     if push_to_hub:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,11 @@ class OpenCVInpaintConfig(InpaintConfig):
     2001. Both fill the hole from its border inwards and know nothing about semantics: they are the quality floor
     every trained model has to beat.
     """
+
+    summary: ClassVar[str] = (
+        "OpenCV classical inpainting, no weights: Telea (JGT 2004) and Navier-Stokes (Bertalmio et al., CVPR 2001); "
+        "built in as cv2-telea, cv2-ns"
+    )
 
     model_type: Literal["opencv"] = Field("opencv", description="Selects OpenCVInpaintModel in AutoInpaintModel.")
     method: Literal["telea", "ns"] = Field(
