@@ -22,7 +22,8 @@ with ``_`` for ``-``; an unknown key is an error), and any flag on the command l
 ``--checkpointing-steps`` the whole training state is saved with ``accelerator.save_state`` (models, optimisers,
 RNG, step counters) together with a ``generator/`` folder that ``AutoInpaintModel.from_pretrained`` loads;
 ``--resume-from-checkpoint latest`` continues exactly: the data order and every augmentation depend only on
-(seed, epoch, index), and the batches already seen in the interrupted epoch are skipped.
+(seed, epoch, index), and the batches already seen in the interrupted epoch are skipped. That plumbing (arguments,
+checkpoints, resuming, validation, clipping) is shared with the other training scripts: ``inpaint_hub/training.py``.
 """
 
 from __future__ import annotations
@@ -30,21 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
-import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from inpaint_hub import AutoInpaintModel, LamaConfig, LamaModel
-from inpaint_hub.data import InpaintDataset, ResumableRandomSampler, save_image_grid
+from inpaint_hub.data import InpaintDataset, ResumableRandomSampler
 from inpaint_hub.losses import (
     PerceptualLoss,
     feature_matching_loss,
@@ -53,9 +50,19 @@ from inpaint_hub.losses import (
     non_saturating_generator_loss,
 )
 from inpaint_hub.masks import list_mask_protocols
-from inpaint_hub.metrics import compute_image_metrics
 from inpaint_hub.models.lama import LamaDiscriminator
-from inpaint_hub.utils import atomic_write_text
+from inpaint_hub.training import (
+    checkpoint_position,
+    clip_gradients,
+    dump_rank_state,
+    log_scalars,
+    parse_args_with_config,
+    resolve_report_to,
+    resume_from_checkpoint,
+    run_signature,
+    save_checkpoint,
+    validate,
+)
 
 
 logger = get_logger("train_lama")
@@ -92,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--lr-generator", type=float, default=1e-3)
     optim.add_argument("--lr-discriminator", type=float, default=1e-4)
     optim.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
-    optim.add_argument("--max-grad-norm", type=float, default=1.0)
+    optim.add_argument("--max-grad-norm", type=float, default=1.0, help="0 = no clipping")
     optim.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default=None,
                        help="default: what `accelerate config` / `accelerate launch` says")  # fmt: skip
     optim.add_argument("--seed", type=int, default=0)
@@ -121,30 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
-    pre, _ = parser.parse_known_args(argv)
-    if pre.config:
-        with open(pre.config, encoding="utf-8") as f:
-            defaults = yaml.safe_load(f) or {}
-        known = {action.dest for action in parser._actions}
-        unknown = sorted(set(defaults) - known)
-        if unknown:
-            parser.error(f"{pre.config}: unknown option(s) {', '.join(unknown)}; keys are option names with _")
-        for action in parser._actions:  # YAML values get the command line's type and choices checks
-            if action.dest not in defaults:
-                continue
-            value = defaults[action.dest]
-            if action.type is not None and isinstance(value, str) and action.type is not str:
-                try:
-                    value = defaults[action.dest] = action.type(value)
-                except (TypeError, ValueError) as err:
-                    parser.error(f"{pre.config}: {action.dest}: {err}")
-            if action.choices is not None and value not in action.choices:
-                choices = ", ".join(map(str, action.choices))
-                parser.error(f"{pre.config}: {action.dest}: {value!r} is not one of {choices}")
-        parser.set_defaults(**defaults)
-    args = parser.parse_args(argv)
-    if not args.train_data:
-        parser.error("--train-data is required (on the command line or in --config)")
+    args = parse_args_with_config(parser, argv)
     if args.resolution % 8 or args.resolution < 32:
         parser.error(f"--resolution must be a multiple of 8 and at least 32, got {args.resolution}")
     return args
@@ -167,105 +151,20 @@ def build_generator(args: argparse.Namespace) -> LamaModel:
     return LamaModel(config)
 
 
-def clip_gradients(accelerator: Accelerator, model, optimizer, max_norm: float) -> None:
-    """Clip one model's gradients. ``accelerator.clip_grad_norm_`` would unscale *every* optimiser's gradients under
-    fp16, corrupting the other model's accumulated gradients; unscale just this optimiser's instead."""
-    accelerator.unscale_gradients(optimizer=optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-
-
-def run_signature(args: argparse.Namespace, accelerator: Accelerator, num_images: int) -> dict:
-    """What must not change between a run and its resumption for the data stream to continue exactly."""
-    return {
-        "num_processes": accelerator.num_processes,
-        "train_batch_size": args.train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "seed": args.seed,
-        "resolution": args.resolution,
-        "mask_protocol": args.mask_protocol,
-        "num_images": num_images,
-    }
-
-
-def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """Complete ``checkpoint-<step>`` folders (``training_state.json`` is written last), oldest first."""
-    found = [
-        p
-        for p in output_dir.glob("checkpoint-*")
-        if re.fullmatch(r"checkpoint-\d+", p.name) and (p / "training_state.json").is_file()
-    ]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def save_checkpoint(accelerator: Accelerator, args, generator, state: dict) -> None:
-    """Save, mark complete (atomically), and only then remove the oldest: a crash never leaves no checkpoint."""
-    output_dir = Path(args.output_dir)
-    target = output_dir / f"checkpoint-{state['step']}"
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(target))
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(generator).save_pretrained(target / "generator")
-        atomic_write_text(target / "training_state.json", json.dumps(state, indent=2))
-        if args.checkpoints_total_limit is not None:
-            complete = checkpoint_dirs(output_dir)
-            for stale in complete[: max(0, len(complete) - args.checkpoints_total_limit)]:
-                logger.info(f"removing old checkpoint {stale}")
-                shutil.rmtree(stale, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    logger.info(f"saved {target}")
-
-
-@torch.no_grad()
-def validate(accelerator: Accelerator, generator, dataset: InpaintDataset, args, step: int) -> dict[str, float]:
-    """Metrics on the validation crops (uint8, as ``inpaint-hub eval``) and a sample grid; main process only."""
-    model = accelerator.unwrap_model(generator)
-    was_training = model.training
-    model.eval()
-    rows: dict[str, list[float]] = {}
-    grid_inputs, grid_outputs, grid_truth = [], [], []
-    for index in range(min(len(dataset), args.num_validation_images)):
-        item = dataset[index]
-        image = item["image"][None].to(accelerator.device)
-        mask = item["mask"][None].to(accelerator.device)
-        output = model(image, mask).inpainted.clamp(0, 1)
-        as_uint8 = lambda t: (t[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)  # noqa: E731
-        for name, value in compute_image_metrics(as_uint8(output), as_uint8(image), item["mask"][0].numpy()).items():
-            rows.setdefault(name, []).append(min(value, 100.0))
-        if index < 8:
-            grid_inputs.append((image * (1 - mask) + mask).cpu())
-            grid_outputs.append(output.cpu())
-            grid_truth.append(image.cpu())
-    if was_training:
-        model.train()
-    metrics = {f"val/{name}": float(np.mean(values)) for name, values in rows.items()}
-    if grid_inputs:
-        path = Path(args.output_dir) / "samples" / f"step-{step:07d}.png"
-        save_image_grid([torch.cat(grid_inputs), torch.cat(grid_outputs), torch.cat(grid_truth)], path)
-    return metrics
-
-
 # ------------------------------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    report_to = None if args.report_to == "none" else args.report_to
-    if report_to == "tensorboard":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            report_to = None
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
-        log_with=report_to,
+        log_with=resolve_report_to(args.report_to),
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
-    if args.report_to == "tensorboard" and report_to is None:
-        logger.warning("tensorboard is not installed: scalars are only printed (pip install tensorboard)")
     if accelerator.mixed_precision == "fp16" and args.r1_weight > 0:
         logger.warning(
             "fp16: the R1 penalty's gradient w.r.t. the images is not loss-scaled and can underflow; prefer bf16"
@@ -308,29 +207,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.train_batch_size}; lower --train-batch-size"
         )
 
-    # Resume.
+    # Resume: refused if the run's signature (processes, batch, seed, resolution, masks, data) changed.
     signature = run_signature(args, accelerator, len(train_set))
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if args.resume_from_checkpoint:
-        if args.resume_from_checkpoint == "latest":
-            found = checkpoint_dirs(output_dir)
-            resume = found[-1] if found else None
-        else:
-            resume = Path(args.resume_from_checkpoint)
-        if resume is None:
-            logger.warning(f"--resume-from-checkpoint latest: no checkpoint in {output_dir}, starting from scratch")
-        else:
-            state = json.loads((resume / "training_state.json").read_text())
-            changed = {k: (v, signature[k]) for k, v in state.get("run", {}).items() if signature.get(k) != v}
-            if changed:
-                raise ValueError(
-                    f"cannot resume {resume} exactly: "
-                    + ", ".join(f"{k} was {old} and is now {new}" for k, (old, new) in changed.items())
-                    + "; start a new --output-dir, or restore these settings"
-                )
-            accelerator.load_state(str(resume))
-            step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            logger.info(f"resumed from {resume}: step {step}, epoch {epoch}, batch {batch_in_epoch}")
+    step, epoch, batch_in_epoch = resume_from_checkpoint(accelerator, args, signature)
 
     if accelerator.is_main_process:
         accelerator.init_trackers(
@@ -421,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 scalars["train/seconds_per_step"] = (time.perf_counter() - start) / args.logging_steps
                 start = time.perf_counter()
-                accelerator.log(scalars, step=step)
+                log_scalars(accelerator, scalars, step)
                 progress.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in scalars.items() if k.endswith("_total")})
             if val_set is not None and (step % args.validation_steps == 0 or step == args.max_steps):
                 if accelerator.is_main_process:
@@ -429,11 +308,8 @@ def main(argv: list[str] | None = None) -> None:
                     accelerator.log(metrics, step=step)
                     logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
                 accelerator.wait_for_everyone()
-            at_epoch_end = batch_in_epoch == batches_per_epoch
             if step % args.checkpointing_steps == 0 or step == args.max_steps:
-                position = {"epoch": epoch + 1, "batch_in_epoch": 0} if at_epoch_end else {
-                    "epoch": epoch, "batch_in_epoch": batch_in_epoch
-                }  # fmt: skip
+                position = checkpoint_position(epoch, batch_in_epoch, batches_per_epoch)
                 save_checkpoint(accelerator, args, generator, {"step": step, **position, "run": signature})
             if step >= args.max_steps:
                 break
@@ -444,11 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     progress.close()
 
     if args.dump_rank_state:
-        rank = accelerator.process_index
-        (output_dir / f"rank{rank}_indices.json").write_text(json.dumps(seen_indices))
-        for name, model in (("generator", generator), ("discriminator", discriminator)):
-            weights = {k: v.detach().cpu() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-            torch.save(weights, output_dir / f"rank{rank}_{name}.pt")
+        dump_rank_state(
+            accelerator, output_dir, seen_indices, {"generator": generator, "discriminator": discriminator}
+        )
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(generator)
