@@ -96,6 +96,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if state is None or state.is_main_process:
         processes = f", {report.num_processes} processes" if report.num_processes > 1 else ""
         print(f"{report.summary()} ({len(items)} image(s), {len(pipelines)} model(s){processes}, {elapsed:.1f} s)")
+    if state is not None and state.num_processes > 1:
+        # Tear the process group down explicitly: left to interpreter exit, gloo's threads sometimes abort a rank
+        # ("terminate called without an active exception") after all the work is done, failing the launch.
+        state.wait_for_everyone()
+        state.destroy_process_group()
     return 0 if report.ok else 1
 
 
