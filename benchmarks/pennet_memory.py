@@ -298,10 +298,11 @@ def main(argv: list[str] | None = None) -> int:
                 row["largest_block"] = largest_block(size, None if mode == "unchunked" else chunk_elements)
                 rows.append(row)
             if "unchunked" in outputs:
-                reference = torch.load(outputs["unchunked"])
+                reference = torch.load(outputs["unchunked"], weights_only=True)
                 for row in rows:
                     if row["size"] == size and row["mode"] in outputs:
-                        row["max_abs_diff"] = float((torch.load(outputs[row["mode"]]) - reference).abs().max())
+                        output = torch.load(outputs[row["mode"]], weights_only=True)
+                        row["max_abs_diff"] = float((output - reference).abs().max())
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     text = table(rows, baseline, args.repeats)
