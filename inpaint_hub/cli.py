@@ -4,6 +4,7 @@ inpaint-hub list [--checkpoints-dir DIR]             model types, and the checkp
 inpaint-hub run --model M [--model M2 ...] --images DIR_OR_FILE --masks DIR_OR_FILE --output DIR [--concat] ...
 inpaint-hub eval --model M [--model M2 ...] --images DIR (--masks DIR | --protocol lama-thick-512) [--resize 512]
 inpaint-hub convert lama --checkpoint big-lama/models/best.ckpt --config big-lama/config.yaml --output DIR
+inpaint-hub convert pennet --checkpoint release_model/pennet_places2/gen_00050.pth --output DIR
 inpaint-hub push DIR ORG/NAME [--model-card model_cards/big-lama.md]
 
 ``run`` under ``accelerate launch --num_processes N -m inpaint_hub run ...`` splits the images between the processes;
@@ -308,12 +309,19 @@ def _load_model(
         raise (OSError(message) if isinstance(err, OSError) else ValueError(message)) from err
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
-    if args.model_type == "lama":
-        from .models.lama.convert_lama_original import main as convert_main
+# model type -> the module whose ``main(argv)`` converts that model's original release
+CONVERTERS = {
+    "lama": "inpaint_hub.models.lama.convert_lama_original",
+    "pennet": "inpaint_hub.models.pennet.convert_pennet_original",
+}
 
-        return convert_main(args.rest)
-    raise ValueError(f"no converter for {args.model_type!r}")
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import importlib
+
+    if args.model_type not in CONVERTERS:
+        raise ValueError(f"no converter for {args.model_type!r}; known: {', '.join(CONVERTERS)}")
+    return importlib.import_module(CONVERTERS[args.model_type]).main(args.rest)
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
@@ -372,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(sub)
 
     convert = sub.add_parser("convert", help="convert an original checkpoint (see the model's converter --help)")
-    convert.add_argument("model_type", choices=["lama"])
+    convert.add_argument("model_type", choices=sorted(CONVERTERS))
     convert.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the converter")
     convert.set_defaults(func=_cmd_convert)
 

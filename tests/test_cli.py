@@ -498,3 +498,22 @@ def test_convert_needs_its_arguments(capsys):
         main(["convert", "lama"])
     assert info.value.code == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_convert_pennet_writes_a_loadable_folder(pennet_release, files, tmp_path, capsys):
+    from inpaint_hub.models.pennet import PENNetModel
+
+    out = tmp_path / "pennet"
+    code = main(["convert", "pennet", "--checkpoint", str(pennet_release / "gen_00050.pth"), "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert isinstance(AutoInpaintModel.from_pretrained(out), PENNetModel)
+    assert main(_run_args(files, tmp_path / "out", model=str(out))) == 0
+    _assert_inpainted(tmp_path / "out" / "x.png", files["image"])
+
+
+def test_convert_unknown_model_type(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["convert", "deepfill-v9"])
+    assert info.value.code == 2
+    assert "lama" in capsys.readouterr().err
