@@ -52,7 +52,14 @@ import numpy as np
 from PIL import Image
 
 from .image_processing import ImageInput, load_image, load_mask, resize_mask
-from .pipeline import HD_STRATEGIES, SEED_LIMIT, InpaintPipeline
+from .pipeline import (
+    DEFAULT_CROP_MARGIN,
+    DEFAULT_CROP_TRIGGER_SIZE,
+    DEFAULT_RESIZE_LIMIT,
+    HD_STRATEGIES,
+    SEED_LIMIT,
+    InpaintPipeline,
+)
 from .utils import atomic_write
 
 
@@ -111,6 +118,9 @@ class BatchOptions:
 
     Attributes:
         hd_strategy: ``"original"``, ``"resize"`` or ``"crop"`` (see :meth:`InpaintPipeline.__call__`).
+        resize_limit: longest side for ``"resize"``.
+        crop_trigger_size: longest side above which ``"crop"`` crops.
+        crop_margin: context pixels around each hole region for ``"crop"``.
         concat: write one ``[image | mask | results...]`` strip per image instead of per-model files.
         overwrite: replace existing outputs (default: skip them).
         output_format: ``"png"`` (lossless) or ``"jpg"``.
@@ -125,6 +135,9 @@ class BatchOptions:
     """
 
     hd_strategy: str = "original"
+    resize_limit: int = DEFAULT_RESIZE_LIMIT
+    crop_trigger_size: int = DEFAULT_CROP_TRIGGER_SIZE
+    crop_margin: int = DEFAULT_CROP_MARGIN
     concat: bool = False
     overwrite: bool = False
     output_format: str = "png"
@@ -140,6 +153,9 @@ class BatchOptions:
         if self.output_format not in OUTPUT_FORMATS:
             choices = ", ".join(OUTPUT_FORMATS)
             raise ValueError(f"unknown output_format {self.output_format!r}; choose one of {choices}")
+        _check_int(self.resize_limit, "resize_limit", minimum=1)
+        _check_int(self.crop_trigger_size, "crop_trigger_size", minimum=1)
+        _check_int(self.crop_margin, "crop_margin", minimum=0)
         _check_int(self.jpeg_quality, "jpeg_quality", minimum=1, maximum=100)
         _check_int(self.num_samples, "num_samples", minimum=1)
         _check_int(self.mask_dilate, "mask_dilate", minimum=0)
@@ -599,6 +615,9 @@ class _Runner:
                     source,
                     hole,
                     hd_strategy=options.hd_strategy,
+                    resize_limit=options.resize_limit,
+                    crop_trigger_size=options.crop_trigger_size,
+                    crop_margin=options.crop_margin,
                     mask_dilate=options.mask_dilate,
                     mask_feather=options.mask_feather,
                     num_samples=options.num_samples,

@@ -61,6 +61,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # cost model loads.
     options = BatchOptions(
         hd_strategy=args.hd_strategy,
+        resize_limit=args.resize_limit,
+        crop_trigger_size=args.crop_trigger_size,
+        crop_margin=args.crop_margin,
         concat=args.concat,
         overwrite=args.overwrite,
         output_format=args.format,
@@ -123,6 +126,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("a --model is given twice")
     if not 0 <= args.seed < SEED_LIMIT:
         raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    hd_options = _hd_options(args)
     for path, flag in ((args.out, "--out"), (args.markdown, "--markdown")):
         if path and not Path(path).resolve().parent.is_dir():
             raise FileNotFoundError(f"{flag}: folder {Path(path).parent} does not exist")
@@ -158,6 +162,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             model=name,
             protocol=label,
             hd_strategy=args.hd_strategy,
+            hd_options=hd_options,
             seed=args.seed,
             lpips=lpips,
             fid=fid,
@@ -184,6 +189,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "resize": args.resize,
             "limit": args.limit,
             "hd_strategy": args.hd_strategy,
+            **hd_options,
         }
         report = build_report(rows, runs, skipped, settings)
         atomic_write_text(Path(args.out), json.dumps(report, indent=2, allow_nan=False) + "\n")
@@ -235,6 +241,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--resize", type=int, default=None, help="resize short side to N and centre-crop N x N")
     evaluate.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     evaluate.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")
+    _add_hd_options(evaluate)
     evaluate.add_argument("--out", default=None, help="write every row and per-image result to this JSON file")
     evaluate.add_argument("--markdown", default=None, help="write the table to this Markdown file")
     evaluate.add_argument("--lpips-weights", default=None, help="AlexNet file for LPIPS (alexnet-owt-7be5be79.pth)")
@@ -316,6 +323,42 @@ CONVERTERS = {
 }
 
 
+def _add_hd_options(parser: argparse.ArgumentParser) -> None:
+    from .pipeline import DEFAULT_CROP_MARGIN, DEFAULT_CROP_TRIGGER_SIZE, DEFAULT_RESIZE_LIMIT
+
+    parser.add_argument(
+        "--resize-limit",
+        type=int,
+        default=DEFAULT_RESIZE_LIMIT,
+        help=f"--hd-strategy resize: inpaint at this longest side (default {DEFAULT_RESIZE_LIMIT})",
+    )
+    parser.add_argument(
+        "--crop-trigger-size",
+        type=int,
+        default=DEFAULT_CROP_TRIGGER_SIZE,
+        help=f"--hd-strategy crop: crop above this longest side (default {DEFAULT_CROP_TRIGGER_SIZE})",
+    )
+    parser.add_argument(
+        "--crop-margin",
+        type=int,
+        default=DEFAULT_CROP_MARGIN,
+        help=f"--hd-strategy crop: context around each hole (default {DEFAULT_CROP_MARGIN})",
+    )
+
+
+def _hd_options(args: argparse.Namespace) -> dict[str, int]:
+    """The strategy settings, checked (so a bad value fails before any model is loaded)."""
+    options = {
+        "resize_limit": args.resize_limit,
+        "crop_trigger_size": args.crop_trigger_size,
+        "crop_margin": args.crop_margin,
+    }
+    for name, value in options.items():
+        if value < (0 if name == "crop_margin" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {0 if name == 'crop_margin' else 1}, got {value}")
+    return options
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     import importlib
 
@@ -363,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--output", required=True, help="the folder to write into (created)")
     run.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")
+    _add_hd_options(run)
     run.add_argument("--concat", action="store_true", help="one file per image: image | mask | every result")
     run.add_argument("--overwrite", action="store_true", help="replace existing results (default: skip them)")
     run.add_argument("--format", choices=["png", "jpg"], default="png", help="png (lossless, default) or jpg")

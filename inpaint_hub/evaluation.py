@@ -31,7 +31,7 @@ import math
 import platform
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HD_OPTIONS",
     "PSNR_CAP",
     "EvalRun",
     "EvalSample",
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 PSNR_CAP = 100.0
+# The keyword arguments of the pipeline's high-resolution strategies that :func:`evaluate` passes on.
+HD_OPTIONS = ("resize_limit", "crop_trigger_size", "crop_margin")
 """Per-image PSNR values are capped at this many dB before averaging (identical pixels give infinity)."""
 
 _METRIC_COLUMNS = ("psnr", "psnr_hole", "ssim", "l1_hole", "lpips")
@@ -265,6 +268,7 @@ def evaluate(
     model: str,
     protocol: str,
     hd_strategy: str = "original",
+    hd_options: Mapping[str, int] | None = None,
     seed: int = 0,
     lpips: Any | None = None,
     fid: Any | None = None,
@@ -277,6 +281,8 @@ def evaluate(
         samples: from :func:`load_eval_samples`.
         model, protocol: labels for the rows.
         hd_strategy: passed to the pipeline.
+        hd_options: the strategy's settings, passed to the pipeline: ``resize_limit``, ``crop_trigger_size``,
+            ``crop_margin`` (default: the pipeline's).
         seed: the pipeline seed (matters for stochastic models only); the same for every image.
         lpips: an :class:`inpaint_hub.metrics.LPIPS` to add LPIPS per image.
         fid: a :class:`inpaint_hub.metrics.FIDKIDAccumulator` factory: called with no argument, it returns a fresh
@@ -291,6 +297,9 @@ def evaluate(
 
     from .metrics import compute_image_metrics, lpips_distance
 
+    unknown = sorted(set(hd_options or {}) - set(HD_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown hd_options {', '.join(unknown)}; known: {', '.join(HD_OPTIONS)}")
     run = EvalRun(model=model, protocol=protocol)
     accumulator = fid() if fid is not None else None
     for sample in tqdm(samples, desc=f"{model} | {protocol}", unit="img", disable=not progress, leave=False):
@@ -301,7 +310,11 @@ def evaluate(
             known = sample.image * (1 - sample.mask[..., None])
             start = time.perf_counter()
             result = pipeline(
-                Image.fromarray(known), Image.fromarray(sample.mask * 255), hd_strategy=hd_strategy, seed=seed
+                Image.fromarray(known),
+                Image.fromarray(sample.mask * 255),
+                hd_strategy=hd_strategy,
+                seed=seed,
+                **(hd_options or {}),
             )
             seconds = time.perf_counter() - start
             output = np.asarray(result.image.convert("RGB"), dtype=np.uint8)

@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 __all__ = ["HD_STRATEGIES", "SEED_LIMIT", "InpaintPipeline", "InpaintPipelineOutput"]
 
 HD_STRATEGIES = ("original", "resize", "crop")
+# Defaults of the high-resolution strategies (IOPaint's): the longest side for "resize", the size above which "crop"
+# crops, and the context kept around each hole region by "crop".
+DEFAULT_RESIZE_LIMIT = 1280
+DEFAULT_CROP_TRIGGER_SIZE = 800
+DEFAULT_CROP_MARGIN = 128
 """How the pipeline treats large images: see :meth:`InpaintPipeline.__call__`."""
 
 SEED_LIMIT = 2**63
@@ -149,9 +154,9 @@ class InpaintPipeline:
         mask_image: ImageSource,
         *,
         hd_strategy: str = "original",
-        resize_limit: int = 1280,
-        crop_trigger_size: int = 800,
-        crop_margin: int = 128,
+        resize_limit: int = DEFAULT_RESIZE_LIMIT,
+        crop_trigger_size: int = DEFAULT_CROP_TRIGGER_SIZE,
+        crop_margin: int = DEFAULT_CROP_MARGIN,
         mask_dilate: int = 0,
         mask_feather: float = 0,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,

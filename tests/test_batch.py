@@ -193,6 +193,9 @@ def test_model_folder_names(tmp_path):
         ({"jpeg_quality": 101}, "jpeg_quality must be <= 100"),
         ({"output_format": "gif"}, "unknown output_format 'gif'"),
         ({"hd_strategy": "tile"}, "unknown hd_strategy 'tile'"),
+        ({"resize_limit": 0}, "resize_limit must be >= 1"),
+        ({"crop_trigger_size": 0}, "crop_trigger_size must be >= 1"),
+        ({"crop_margin": -1}, "crop_margin must be >= 0"),
         ({"seed": -1}, "seed must be >= 0"),
         ({"seed": 2**63 - 1, "num_samples": 2}, "seed must be below"),
     ],
@@ -200,6 +203,22 @@ def test_model_folder_names(tmp_path):
 def test_options_are_checked_up_front(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         BatchOptions(**kwargs)
+
+
+def test_hd_strategy_settings_reach_the_pipeline(photos, monkeypatch):
+    seen = []
+    original = InpaintPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append({k: kwargs[k] for k in ("hd_strategy", "resize_limit", "crop_trigger_size", "crop_margin")})
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InpaintPipeline, "__call__", spy)
+    extra = ("--hd-strategy", "crop", "--crop-trigger-size", "40", "--crop-margin", "5", "--resize-limit", "64")
+    assert main(_run(photos, *extra)) == 0
+    assert seen == [{"hd_strategy": "crop", "resize_limit": 64, "crop_trigger_size": 40, "crop_margin": 5}] * 3
+    for name in ("a", "b", "sub/c"):
+        _assert_inpainted(photos["out"] / f"{name}.png", photos["images"] / f"{name}.png")
 
 
 # ------------------------------------------------------------------------------------------------- outputs

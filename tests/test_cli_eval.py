@@ -124,6 +124,8 @@ def test_an_all_hole_mask_cannot_score_by_seeing_the_ground_truth(photos: Path, 
         ),
         (["--images", "{photos}", "--protocol", "pennet-center", "--fid-weights", "{state_dict}"], ["TorchScript"]),
         (["--images", "{photos}", "--protocol", "pennet-center", "--out", "no/such/dir/r.json"], ["--out"]),
+        (["--images", "{photos}", "--protocol", "pennet-center", "--resize-limit", "0"], ["--resize-limit", ">= 1"]),
+        (["--images", "{photos}", "--protocol", "pennet-center", "--crop-margin", "-1"], ["--crop-margin", ">= 0"]),
     ],
 )
 def test_eval_errors_are_clean(photos: Path, tmp_path: Path, capsys, extra: list[str], needles: list[str]) -> None:
@@ -138,3 +140,26 @@ def test_unknown_protocol_is_an_argparse_error(photos: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--model", "cv2-telea", "--images", str(photos), "--protocol", "lama-huge-512"])
     assert exc.value.code == 2 and "lama-huge-512" in capsys.readouterr().err
+
+
+def test_hd_strategy_settings_reach_the_pipeline_and_the_report(photos: Path, tmp_path: Path, monkeypatch) -> None:
+    from inpaint_hub.pipeline import InpaintPipeline
+
+    seen = []
+    original = InpaintPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append({k: kwargs[k] for k in ("hd_strategy", "resize_limit", "crop_trigger_size", "crop_margin")})
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InpaintPipeline, "__call__", spy)
+    out = tmp_path / "r.json"
+    args = [
+        "eval", "--model", "cv2-telea", "--images", str(photos), "--protocol", "pennet-center", "--resize", "64",
+        "--no-progress", "--hd-strategy", "resize", "--resize-limit", "32", "--crop-margin", "7", "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    expected = {"hd_strategy": "resize", "resize_limit": 32, "crop_trigger_size": 800, "crop_margin": 7}
+    assert seen == [expected] * 3
+    settings = json.loads(out.read_text())["settings"]
+    assert {k: settings[k] for k in expected} == expected
