@@ -153,16 +153,17 @@ def contextual_attention(
     small_b = nn_downsample_tf(background, rate)
     sh, sw = small_b.shape[-2:]
     sources = _patches(small_b, patch_size, 1)  # [B, L, C, k, k]
+    if tuple(mask.shape[-2:]) != (4 * height, 4 * width):
+        raise ValueError(
+            f"the mask {tuple(mask.shape[-2:])} does not match the feature {(height, width)}: the attention runs on "
+            "the H/4 feature map, so the mask must be 4x its size"
+        )
     if mask_resize == "two_step":
-        small_mask = nn_downsample_tf(nn_downsample_tf(mask, mask.shape[-2] // height), rate)
+        small_mask = nn_downsample_tf(nn_downsample_tf(mask, 4), rate)
     elif mask_resize == "one_step":
-        small_mask = nn_downsample_tf(mask, mask.shape[-2] // height * rate)
+        small_mask = nn_downsample_tf(mask, 4 * rate)
     else:
         raise ValueError(f"mask_resize must be 'two_step' or 'one_step', got {mask_resize!r}")
-    if small_mask.shape[-2:] != (sh, sw):
-        raise ValueError(
-            f"the mask {tuple(mask.shape[-2:])} does not match the feature {(height, width)} (expected 4x its size)"
-        )
     valid = (_patches(small_mask.to(foreground.dtype), patch_size, 1).mean(dim=(2, 3, 4)) == 0).to(foreground.dtype)
     valid = valid.view(-1, sh * sw, 1, 1).expand(batch, -1, -1, -1)
 
