@@ -11,6 +11,7 @@ from .modeling_utils import (
     get_model_class,
     list_model_types,
 )
+from .models.deepfill_v2 import DeepFillV2Config, DeepFillV2Discriminator, DeepFillV2Model, DeepFillV2Output
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
 from .models.opencv import OpenCVInpaintConfig, OpenCVInpaintModel
 from .models.pennet import PENNetConfig, PENNetDiscriminator, PENNetModel, PENNetOutput
@@ -22,6 +23,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BUILTIN_MODELS",
     "AutoInpaintModel",
+    "DeepFillV2Config",
+    "DeepFillV2Discriminator",
+    "DeepFillV2Model",
+    "DeepFillV2Output",
     "InpaintConfig",
     "InpaintModel",
     "InpaintOutput",

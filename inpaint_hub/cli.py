@@ -5,6 +5,7 @@ inpaint-hub run --model M [--model M2 ...] --images DIR_OR_FILE --masks DIR_OR_F
 inpaint-hub eval --model M [--model M2 ...] --images DIR (--masks DIR | --protocol lama-thick-512) [--resize 512]
 inpaint-hub convert lama --checkpoint big-lama/models/best.ckpt --config big-lama/config.yaml --output DIR
 inpaint-hub convert pennet --checkpoint release_model/pennet_places2/gen_00050.pth --output DIR
+inpaint-hub convert deepfill_v2 --checkpoint states_tf_places2.pth --output DIR
 inpaint-hub push DIR ORG/NAME [--model-card model_cards/big-lama.md]
 
 ``run`` under ``accelerate launch --num_processes N -m inpaint_hub run ...`` splits the images between the processes;
@@ -318,6 +319,7 @@ def _load_model(
 
 # model type -> the module whose ``main(argv)`` converts that model's original release
 CONVERTERS = {
+    "deepfill_v2": "inpaint_hub.models.deepfill_v2.convert_deepfill_v2_original",
     "lama": "inpaint_hub.models.lama.convert_lama_original",
     "pennet": "inpaint_hub.models.pennet.convert_pennet_original",
 }
