@@ -120,9 +120,10 @@ def test_list_prints_the_model_types_from_the_entry_point(tmp_path):
     result = _cli("list", "--checkpoints-dir", str(tmp_path), env=env)
     assert result.returncode == 0, result.stderr
     types = result.stdout.split("model types:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert [line.split()[0] for line in types] == ["lama", "opencv", "pennet"]
+    assert [line.split()[0] for line in types] == ["deepfill_v2", "lama", "opencv", "pennet"]
     # every registered type prints its config's one-line summary
     assert "Fast Fourier" in result.stdout and "Telea" in result.stdout and "attention transfer" in result.stdout
+    assert "gated convolutions" in result.stdout
     listed = _listed(result.stdout)
     assert listed == {"cv2-telea": ("opencv", "builtin"), "cv2-ns": ("opencv", "builtin")}
 
@@ -164,7 +165,7 @@ def test_list_in_process(files, tmp_path, capsys):
     (tmp_path / "ckpts").mkdir()
     assert main(["list", "--checkpoints-dir", str(tmp_path / "ckpts"), "--cache-dir", str(tmp_path / "none")]) == 0
     stdout = capsys.readouterr().out
-    assert stdout.startswith("model types:\n  lama ")
+    assert stdout.startswith("model types:\n  deepfill_v2 ")
     assert set(_listed(stdout)) == {"cv2-telea", "cv2-ns"}, "a missing Hub cache is simply empty"
     code = main(["list", "--checkpoints-dir", str(tmp_path / "nope")])
     _assert_clean_error(code, capsys.readouterr().err, "nope does not exist", command="list")
