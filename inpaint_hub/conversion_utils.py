@@ -50,7 +50,7 @@ import pickle
 import re
 import tarfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -68,6 +68,7 @@ __all__ = [
     "extract_state_dict",
     "load_original_checkpoint",
     "load_yaml_config",
+    "map_state_dict",
     "resolve_interpolations",
 ]
 
@@ -1122,3 +1123,53 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def map_state_dict(
+    original: Mapping[str, torch.Tensor],
+    rename: Callable[[str], str],
+    expected: Mapping[str, torch.Tensor],
+    model_name: str,
+) -> dict[str, torch.Tensor]:
+    """Rename every original tensor with ``rename``; each is used exactly once and every expected tensor is filled.
+
+    Args:
+        original: the original checkpoint's tensors.
+        rename: original key -> our key; raises ``ValueError`` for a key it does not know.
+        expected: our model's ``state_dict()`` (names and shapes).
+        model_name: for the error message ("PEN-Net's generator").
+
+    Raises:
+        ValueError: a tensor has no place in the model, two map to one place, a shape differs, or a model tensor is
+            left without a value -- every offender is named, in one message.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    sources: dict[str, str] = {}
+    errors = []
+    for key, tensor in original.items():
+        try:
+            ours = rename(key)
+        except ValueError as err:
+            errors.append(str(err))
+            continue
+        if ours in converted:
+            errors.append(f"{key!r} and {sources[ours]!r} both map to {ours!r}")
+            continue
+        converted[ours] = tensor
+        sources[ours] = key
+    missing = sorted(set(expected) - set(converted))
+    if missing:
+        errors.append(f"no original tensor for {len(missing)} model tensor(s): {', '.join(missing)}")
+    extra = sorted(set(converted) - set(expected))
+    if extra:
+        errors.append(
+            f"{len(extra)} original tensor(s) have no place in the model: {', '.join(sources[k] for k in extra)}"
+        )
+    for key in sorted(set(converted) & set(expected)):
+        if converted[key].shape != expected[key].shape:
+            errors.append(
+                f"{sources[key]} has shape {tuple(converted[key].shape)}, expected {tuple(expected[key].shape)}"
+            )
+    if errors:
+        raise ValueError(f"the checkpoint does not match {model_name}:\n  " + "\n  ".join(errors))
+    return converted

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...conversion_utils import file_sha256, load_original_checkpoint
+from ...conversion_utils import file_sha256, load_original_checkpoint, map_state_dict
 from .configuration_deepfill_v2 import DeepFillV2Config
 from .modeling_deepfill_v2 import DeepFillV2Model
 
@@ -159,39 +159,9 @@ def convert_state_dict(original: dict[str, torch.Tensor], config: DeepFillV2Conf
 
     Raises:
         ValueError: a tensor has no place in the model, two map to one place, a shape differs, or a model tensor is
-            left without a value (all offenders are named).
+            left without a value (all offenders are named; :func:`inpaint_hub.conversion_utils.map_state_dict`).
     """
-    converted: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-    errors = []
-    for key, tensor in original.items():
-        try:
-            ours = rename_key(key)
-        except ValueError as err:
-            errors.append(str(err))
-            continue
-        if ours in converted:
-            errors.append(f"{key!r} and {sources[ours]!r} both map to {ours!r}")
-            continue
-        converted[ours] = tensor
-        sources[ours] = key
-    expected = DeepFillV2Model(config).state_dict()
-    missing = sorted(set(expected) - set(converted))
-    if missing:
-        errors.append(f"no original tensor for {len(missing)} model tensor(s): {', '.join(missing)}")
-    extra = sorted(set(converted) - set(expected))
-    if extra:
-        errors.append(
-            f"{len(extra)} original tensor(s) have no place in the model: {', '.join(sources[k] for k in extra)}"
-        )
-    for key in sorted(set(converted) & set(expected)):
-        if converted[key].shape != expected[key].shape:
-            errors.append(
-                f"{sources[key]} has shape {tuple(converted[key].shape)}, expected {tuple(expected[key].shape)}"
-            )
-    if errors:
-        raise ValueError("the checkpoint does not match DeepFill v2's generator:\n  " + "\n  ".join(errors))
-    return converted
+    return map_state_dict(original, rename_key, DeepFillV2Model(config).state_dict(), "DeepFill v2's generator")
 
 
 # ------------------------------------------------------------------------------------------------- parity check

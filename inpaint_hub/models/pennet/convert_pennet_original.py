@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...conversion_utils import file_sha256, load_original_checkpoint
+from ...conversion_utils import file_sha256, load_original_checkpoint, map_state_dict
 from .configuration_pennet import NUM_LEVELS, PENNetConfig
 from .modeling_pennet import PENNetModel
 
@@ -124,39 +124,9 @@ def convert_state_dict(original: dict[str, torch.Tensor], config: PENNetConfig) 
 
     Raises:
         ValueError: a tensor has no place in the model, two map to one place, a shape differs, or a model tensor is
-            left without a value (all offenders are named).
+            left without a value (all offenders are named; :func:`inpaint_hub.conversion_utils.map_state_dict`).
     """
-    converted: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-    errors = []
-    for key, tensor in original.items():
-        try:
-            ours = rename_key(key)
-        except ValueError as err:
-            errors.append(str(err))
-            continue
-        if ours in converted:
-            errors.append(f"{key!r} and {sources[ours]!r} both map to {ours!r}")
-            continue
-        converted[ours] = tensor
-        sources[ours] = key
-    expected = PENNetModel(config).state_dict()
-    missing = sorted(set(expected) - set(converted))
-    if missing:
-        errors.append(f"no original tensor for {len(missing)} model tensor(s): {', '.join(missing[:10])}")
-    extra = sorted(set(converted) - set(expected))
-    if extra:
-        errors.append(
-            f"{len(extra)} original tensor(s) have no place in the model: {', '.join(sources[k] for k in extra[:10])}"
-        )
-    for key in sorted(set(converted) & set(expected)):
-        if converted[key].shape != expected[key].shape:
-            errors.append(
-                f"{sources[key]} has shape {tuple(converted[key].shape)}, expected {tuple(expected[key].shape)}"
-            )
-    if errors:
-        raise ValueError("the checkpoint does not match PEN-Net's generator:\n  " + "\n  ".join(errors))
-    return converted
+    return map_state_dict(original, rename_key, PENNetModel(config).state_dict(), "PEN-Net's generator")
 
 
 # ------------------------------------------------------------------------------------------------- parity check
