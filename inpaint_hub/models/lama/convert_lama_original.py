@@ -43,7 +43,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...conversion_utils import extract_state_dict, file_sha256, load_original_checkpoint, load_yaml_config
+from ...conversion_utils import (
+    extract_state_dict,
+    file_sha256,
+    load_original_checkpoint,
+    load_yaml_config,
+    map_state_dict,
+)
 from .configuration_lama import LamaConfig
 from .modeling_lama import LamaModel
 
@@ -184,35 +190,12 @@ def convert_state_dict(original: dict[str, torch.Tensor], config: LamaConfig) ->
     """Rename every original generator tensor; each is used exactly once and every model tensor must be filled.
 
     Raises:
-        ValueError: an original tensor has no place in the model, two map to the same place, or a model tensor
-            is left without a value (all offenders are named).
+        ValueError: an original tensor has no place in the model, two map to the same place, a shape differs, or a
+            model tensor is left without a value (all offenders are named;
+            :func:`inpaint_hub.conversion_utils.map_state_dict`).
     """
-    converted: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-    errors = []
-    for key, tensor in original.items():
-        try:
-            ours = rename_key(key, config)
-        except ValueError as err:
-            errors.append(str(err))
-            continue
-        if ours in converted:
-            errors.append(f"{key!r} and {sources[ours]!r} both map to {ours!r}")
-            continue
-        converted[ours] = tensor
-        sources[ours] = key
     expected = LamaModel(config).state_dict()
-    missing = sorted(set(expected) - set(converted))
-    if missing:
-        errors.append(f"no original tensor for {len(missing)} model tensor(s): {', '.join(missing[:10])}")
-    extra = sorted(set(converted) - set(expected))
-    if extra:
-        errors.append(
-            f"{len(extra)} original tensor(s) have no place in the model: {', '.join(sources[k] for k in extra[:10])}"
-        )
-    if errors:
-        raise ValueError("the checkpoint does not match the config's architecture:\n  " + "\n  ".join(errors))
-    return converted
+    return map_state_dict(original, lambda key: rename_key(key, config), expected, "the config's architecture")
 
 
 # ------------------------------------------------------------------------------------------------- parity check
