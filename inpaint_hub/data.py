@@ -74,8 +74,8 @@ __all__ = [
 DATASET_EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
 """File suffixes :class:`InpaintDataset` collects (compared case-insensitively)."""
 
-CropMode = Literal["random", "center", "resize"]
-_CROP_MODES = ("random", "center", "resize")
+CropMode = Literal["random", "center", "resize", "fit"]
+_CROP_MODES = ("random", "center", "resize", "fit")
 
 # Jitter ranges (``jitter=True``): LaMa's ``distortions`` transform (configs/training/data/abl-04-256-mh-dist.yaml,
 # MODELS.md §1.3: IAAAffine2 scale 0.7-1.3 / rotate +-40 deg, RandomBrightnessContrast(0.2, 0.2),
@@ -211,6 +211,9 @@ class InpaintDataset(torch.utils.data.Dataset):
        * ``"center"`` (validation; CelebA-style faces): the shorter side is resized (bicubic, antialiased when
          shrinking) to ``size``, then the centred ``size x size`` window is kept. No random draw.
        * ``"resize"`` (PEN-Net): the whole image is resized to ``size x size`` (aspect ratio not kept). No draw.
+       * ``"fit"``: the shorter side is resized to ``size`` as in ``"center"``, then the window is placed uniformly
+         as in ``"random"``: the scale at which ``inpaint-hub eval --resize N --hd-strategy resize --resize-limit
+         size`` shows images to a model, with a random position.
 
     2. **jitter** geometry (``jitter=True``, probability 0.5): rotation by ``U(-10, 10)`` degrees and zoom by
        ``U(0.9, 1.1)`` about the centre, with ``PIL.Image.transform`` (affine, bicubic) on the crop padded by
@@ -235,7 +238,7 @@ class InpaintDataset(torch.utils.data.Dataset):
         size: side of the square output, pixels.
         mask_protocol: a name from :func:`inpaint_hub.masks.list_mask_protocols`. Protocol parameters are in pixels:
             use one designed for ``size`` to reproduce a paper's hole statistics.
-        crop: ``"random"``, ``"center"`` or ``"resize"`` (above).
+        crop: ``"random"``, ``"center"``, ``"resize"`` or ``"fit"`` (above).
         flip: random horizontal flips.
         jitter: LaMa-style mild geometric and colour jitter (above).
         seed: non-negative integer, the first word of every item's generator.
@@ -427,7 +430,7 @@ class InpaintDataset(torch.utils.data.Dataset):
         if self.crop == "resize":
             return image.resize((size, size), Image.Resampling.BICUBIC) if image.size != (size, size) else image
         short = min(width, height)
-        if self.crop == "center" or short < size:
+        if self.crop in ("center", "fit") or short < size:
             scale = size / short
             new = (max(size, round(width * scale)), max(size, round(height * scale)))
             if new != (width, height):

@@ -160,7 +160,7 @@ def test_min_size_and_bad_arguments(tmp_path):
 # ------------------------------------------------------------------------------------------------- items
 
 
-@pytest.mark.parametrize("crop", ["random", "center", "resize"])
+@pytest.mark.parametrize("crop", ["random", "center", "resize", "fit"])
 def test_item_dtype_shape_range_and_binary_mask(tmp_path, crop):
     dataset = InpaintDataset(_folder(tmp_path, 3, 50, 70), size=48, crop=crop, mask_protocol="lama-train")
     for i in range(len(dataset)):
@@ -172,6 +172,27 @@ def test_item_dtype_shape_range_and_binary_mask(tmp_path, crop):
         assert set(item["mask"].unique().tolist()) <= {0.0, 1.0}
         assert item["mask"].sum() > 0
         assert isinstance(item["index"], int) and item["index"] == i
+
+
+def test_fit_crop_is_a_random_window_of_the_short_side_resize(tmp_path):
+    # A 60 x 120 image with a horizontal ramp: "fit" resizes it to 32 x 64 (as "center" does) and then places the
+    # 32 x 32 window at random along the long side; "random" would cut 32 x 32 at native scale instead.
+    ramp = np.tile(np.linspace(0, 255, 120).astype(np.uint8)[None, :, None], (60, 1, 3))
+    root = tmp_path / "ramp"
+    root.mkdir()
+    Image.fromarray(ramp).save(root / "ramp.png")
+    resized = np.asarray(Image.fromarray(ramp).resize((64, 32), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    dataset = InpaintDataset(root, size=32, crop="fit", flip=False, mask_protocol="lama-train")
+    lefts = set()
+    for epoch in range(8):
+        dataset.set_epoch(epoch)
+        image = dataset[0]["image"].permute(1, 2, 0).numpy()
+        matches = [left for left in range(33) if np.allclose(image, resized[:, left : left + 32], atol=1 / 255)]
+        assert len(matches) == 1, f"epoch {epoch}: not a window of the short-side resize"
+        lefts.add(matches[0])
+    assert len(lefts) > 1, "the window never moved"
+    native = InpaintDataset(root, size=32, crop="random", flip=False, mask_protocol="lama-train")[0]["image"]
+    assert native[0, 0, -1] - native[0, 0, 0] < 0.3  # a native-scale window spans ~1/4 of the ramp, not 1/2
 
 
 def test_same_seed_epoch_index_gives_identical_items(tmp_path):

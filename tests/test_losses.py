@@ -25,6 +25,7 @@ from inpaint_hub.losses import (
     pyramid_l1_loss,
     r1_penalty,
     region_l1_loss,
+    region_mse_loss,
     wgan_discriminator_loss,
     wgan_generator_loss,
 )
@@ -80,6 +81,17 @@ def test_region_l1_loss_is_pennet_hole_and_valid_l1():
     assert region_l1_loss(prediction, target, mask).item() == pytest.approx(1.0)
     assert region_l1_loss(prediction, target, 1 - mask).item() == pytest.approx(3.0)
     assert region_l1_loss(prediction, target, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_region_mse_loss_is_the_mean_squared_error_per_region_pixel():
+    prediction = t([1, 2, 3, 4], 1, 1, 2, 2)
+    target = torch.zeros(1, 1, 2, 2)
+    mask = t([1, 0, 0, 0], 1, 1, 2, 2)
+    assert region_mse_loss(prediction, target, mask).item() == pytest.approx(1.0)
+    assert region_mse_loss(prediction, target, 1 - mask).item() == pytest.approx((4 + 9 + 16) / 3)
+    assert region_mse_loss(prediction, target, torch.zeros_like(mask)).item() == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        region_mse_loss(prediction, torch.zeros(1, 1, 2, 3), mask)
 
 
 def test_pyramid_l1_loss_sums_levels_with_align_corners_bilinear():

@@ -322,6 +322,29 @@ def test_init_from_another_model_is_refused(script, tmp_path: Path) -> None:
         script.build_generator(args)
 
 
+def test_gated_kaiming_init_keeps_the_signal_alive(script) -> None:
+    # Under the original's Glorot init the coarse network's output barely depends on its input (the gated layers
+    # shrink the signal ~10x each); the variance-preserving init keeps it within an order of magnitude.
+    torch.manual_seed(0)
+    config = DeepFillV2Config(base_channels=16, channel_order="rgb", fuse=False)
+    image, mask = torch.rand(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:40, 20:48] = 1
+    stds = {}
+    for init in ("original", "gated-kaiming"):
+        torch.manual_seed(0)
+        args = script.parse_args(["--train-data", "photos", "--model-overrides", config.model_dump_json(),
+                                  "--weight-init", init])  # fmt: skip
+        model = script.build_generator(args)
+        with torch.no_grad():
+            stds[init] = model(image, mask).coarse.std().item()
+    assert stds["original"] < 1e-4
+    assert 0.01 < stds["gated-kaiming"] < 0.5
+    layer = next(m for m in model.modules() if isinstance(m, script.GatedConv2d) and m.gated)
+    fan_in = layer.conv.weight[0].numel()
+    assert layer.conv.weight.std().item() == pytest.approx(script.GATED_INIT_GAIN / math.sqrt(fan_in), rel=0.1)
+    assert torch.count_nonzero(layer.conv.bias) == 0
+
+
 def test_mask_and_channel_helpers(script) -> None:
     masks = (torch.rand(3, 1, 8, 8) > 0.5).float()
     shared = script.batch_mask(masks, per_batch=True)

@@ -206,12 +206,13 @@ def test_adversarial_training_updates_the_discriminator(straight_run: dict) -> N
 def test_reconstruction_only_fine_tuning(photos: dict[str, Path], scalar_printer: Path, tmp_path: Path) -> None:
     # --init-from a saved generator (a width no preset has, as a converted release would be) with adversarial
     # weight 0: the generator starts from those weights and trains; the discriminator is never run or updated.
+    # The optional hole MSE term (our small recipes' option) joins the logged generator losses.
     config = PENNetConfig(base_channels=8, max_channels=16, discriminator_base_channels=8)
     PENNetModel(config).save_pretrained(tmp_path / "init")
     out = tmp_path / "run"
     result = _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--init-from",
                      str(tmp_path / "init"), "--weight-adversarial", "0", "--max-steps", "2", "--checkpointing-steps",
-                     "1", printer=scalar_printer)  # fmt: skip
+                     "1", "--weight-hole-mse", "2", "--crop", "fit", printer=scalar_printer)  # fmt: skip
     assert AutoInpaintModel.load_config(out / "final").base_channels == 8
     initial, first, last = (
         load_file(folder / "model.safetensors") for folder in (tmp_path / "init", out / "checkpoint-1", out / "final")
@@ -222,6 +223,8 @@ def test_reconstruction_only_fine_tuning(photos: dict[str, Path], scalar_printer
     _assert_same_weights(d_first, d_last, "discriminator")  # spectral-norm buffers included: D never ran
     for row in _scalars(result).values():
         assert "train/d_total" not in row and "train/g_adversarial" not in row and "train/g_pyramid" in row, row
+        parts = [row[f"train/g_{name}"] for name in ("hole", "valid", "pyramid", "hole_mse")]
+        assert row["train/g_hole_mse"] > 0 and row["train/g_total"] == pytest.approx(sum(parts), rel=1e-5), row
 
 
 def test_resuming_with_other_settings_is_refused(straight_run: dict, tmp_path: Path) -> None:
@@ -239,6 +242,15 @@ def test_resolution_must_be_a_multiple_of_64(resolution: str) -> None:
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert f"--resolution must be a multiple of 64 (PEN-Net's six stride-2 levels), got {resolution}" in result.stderr
+
+
+def test_negative_loss_weights_are_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(CONFIG), "--train-data", "x", "--weight-hole-mse", "-1"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--weight-hole-mse must be >= 0, got -1.0" in result.stderr
 
 
 # ------------------------------------------------------------------------------------------------- two processes

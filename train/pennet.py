@@ -40,7 +40,13 @@ from tqdm.auto import tqdm
 
 from inpaint_hub import AutoInpaintModel, PENNetConfig, PENNetDiscriminator, PENNetModel
 from inpaint_hub.data import InpaintDataset, ResumableRandomSampler
-from inpaint_hub.losses import hinge_discriminator_loss, hinge_generator_loss, pyramid_l1_loss, region_l1_loss
+from inpaint_hub.losses import (
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    pyramid_l1_loss,
+    region_l1_loss,
+    region_mse_loss,
+)
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.training import (
     checkpoint_position,
@@ -77,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter (rotation, zoom, brightness; stronger than "
                       "PEN-Net's ColorJitter(0.05))")  # fmt: skip
-    data.add_argument("--crop", choices=["random", "resize"], default="random",
-                      help="random: a crop at native scale; resize: the whole image resized (PEN-Net)")  # fmt: skip
+    data.add_argument("--crop", choices=["random", "resize", "fit"], default="random",
+                      help="random: a crop at native scale; resize: the whole image resized (PEN-Net); fit: the "
+                      "shorter side resized to --resolution, then a random crop (the scale of `inpaint-hub eval "
+                      "--hd-strategy resize --resize-limit R`)")  # fmt: skip
     data.add_argument("--num-workers", type=int, default=0)
     model = p.add_argument_group("model")
     model.add_argument("--model", default="pennet", help=f"preset: {', '.join(PRESETS)}")
@@ -109,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--weight-hole", type=float, default=6.0)
     loss.add_argument("--weight-valid", type=float, default=1.0)
     loss.add_argument("--weight-pyramid", type=float, default=0.5)
+    loss.add_argument("--weight-hole-mse", type=float, default=0.0,
+                      help="squared error in the hole, images in [-1, 1] (not PEN-Net's: for hole-PSNR on "
+                      "small budgets)")  # fmt: skip
     out = p.add_argument_group("checkpoints and logging")
     out.add_argument("--output-dir", default="runs/pennet")
     out.add_argument("--checkpointing-steps", type=int, default=5000)
@@ -130,6 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--resolution must be a multiple of 64 (PEN-Net's six stride-2 levels), got {args.resolution}")
     if args.lr_decay_every < 1:
         parser.error("--lr-decay-every must be at least 1")
+    for name in ("weight_adversarial", "weight_hole", "weight_valid", "weight_pyramid", "weight_hole_mse"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     return args
 
 
@@ -286,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                     "valid": args.weight_valid * region_l1_loss(predicted, real, 1 - mask),
                     "pyramid": args.weight_pyramid * pyramid_l1_loss([p * 2 - 1 for p in out.pyramid], real),
                 }
+                if args.weight_hole_mse:
+                    losses["hole_mse"] = args.weight_hole_mse * region_mse_loss(predicted, real, mask)
                 if adversarial:
                     # D frozen and called unwrapped: under DDP a wrapped forward whose parameters get no gradient
                     # would make the next reduction fail.
