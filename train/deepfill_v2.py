@@ -213,11 +213,10 @@ def gated_kaiming_init(module: torch.nn.Module, gain: float = GATED_INIT_GAIN) -
     gradient (on our 2-core budget a Glorot run filled every hole with one dark colour after 250 steps, validation
     hole-PSNR 11.0 dB). Kernels are drawn from ``N(0, (gain^2) / fan_in)`` with ``gain`` 2.3, measured to keep the
     activations' standard deviation roughly constant through the coarse network (2.0 still shrinks it ~10x,
-    2.83 grows it ~50x); the ungated RGB heads get a gain of 1. Biases are zero. Spectral-norm layers
-    (the discriminator's) are left as they are.
+    2.83 grows it ~50x); the ungated RGB heads get a gain of 1. Biases are zero.
     """
     for layer in module.modules():
-        if isinstance(layer, GatedConv2d) and not hasattr(layer.conv, "weight_orig"):
+        if isinstance(layer, GatedConv2d):
             std = (gain if layer.gated else 1.0) / math.sqrt(layer.conv.weight[0].numel())
             torch.nn.init.normal_(layer.conv.weight, 0.0, std)
             if layer.conv.bias is not None:
