@@ -151,7 +151,8 @@ def test_fills_the_example_photos_plausibly(bundled) -> None:
     assert mean["cast"] < min(0.08, mean["telea_cast"] + 0.04), mean
     assert max(scores["cast"]) < 0.15, scores["cast"]
     # No hard seams. The measure also counts texture the fill lacks next to a textured edge: lama-small-bsds 6.8 on
-    # average (at most 10.2), deepfill-v2-small-bsds 7.8 (at most 15.6), Telea 0.2; random weights 50 and more.
+    # average (at most 10.2), deepfill-v2-small-bsds 7.8 (at most 15.6), Telea -0.4; random weights 50 and 92 on
+    # the tiger alone.
     assert mean["seam"] < 10 and max(scores["seam"]) < 20, scores["seam"]
 
 
