@@ -15,6 +15,7 @@ from .models.deepfill_v2 import DeepFillV2Config, DeepFillV2Discriminator, DeepF
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
 from .models.opencv import OpenCVInpaintConfig, OpenCVInpaintModel
 from .models.pennet import PENNetConfig, PENNetDiscriminator, PENNetModel, PENNetOutput
+from .models.piigan import PiiGANConfig, PiiGANDiscriminator, PiiGANModel, PiiGANOutput, PiiGANStyleExtractor
 from .pipeline import InpaintPipeline, InpaintPipelineOutput
 
 
@@ -41,6 +42,11 @@ __all__ = [
     "PENNetDiscriminator",
     "PENNetModel",
     "PENNetOutput",
+    "PiiGANConfig",
+    "PiiGANDiscriminator",
+    "PiiGANModel",
+    "PiiGANOutput",
+    "PiiGANStyleExtractor",
     "WeightsMismatchError",
     "get_config_class",
     "get_model_class",

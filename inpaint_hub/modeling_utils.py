@@ -47,6 +47,7 @@ _MODEL_TYPES: dict[str, tuple[str, str, str]] = {
     "lama": ("inpaint_hub.models.lama", "LamaConfig", "LamaModel"),
     "opencv": ("inpaint_hub.models.opencv", "OpenCVInpaintConfig", "OpenCVInpaintModel"),
     "pennet": ("inpaint_hub.models.pennet", "PENNetConfig", "PENNetModel"),
+    "piigan": ("inpaint_hub.models.piigan", "PiiGANConfig", "PiiGANModel"),
 }
 
 # Built-in models that need no files: name -> (model_type, config fields). ``AutoInpaintModel.from_pretrained`` and

@@ -20,8 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_model_contract import widen_init
 
-from inpaint_hub import AutoInpaintModel, LamaConfig, LamaModel, OpenCVInpaintConfig, OpenCVInpaintModel
+from inpaint_hub import (
+    AutoInpaintModel,
+    LamaConfig,
+    LamaModel,
+    OpenCVInpaintConfig,
+    OpenCVInpaintModel,
+    PiiGANConfig,
+    PiiGANModel,
+)
 from inpaint_hub.checkpoints import LocalCheckpoint, find_local_checkpoints
 from inpaint_hub.cli import main
 
@@ -282,6 +291,26 @@ def test_num_samples_writes_numbered_files(files, tmp_path, capsys):
     np.testing.assert_array_equal(_pixels(out / "x_0.png"), _pixels(out / "x_1.png"))
     stdout = capsys.readouterr().out
     assert "wrote " + str(out / "x_0.png") in stdout and "wrote " + str(out / "x_1.png") in stdout
+
+
+def test_num_samples_of_a_sampling_model_differ_in_the_hole_and_reproduce(files, tmp_path):
+    # wider than its Glorot init, so that a tiny model's samples differ visibly
+    model = widen_init(PiiGANModel(PiiGANConfig.tiny()), gain=0.8)
+    model.save_pretrained(tmp_path / "piigan-tiny")
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = _run_args(files, out, "--num-samples", "3", "--seed", "5", model=str(tmp_path / "piigan-tiny"))
+        assert main(args) == 0
+        assert sorted(p.name for p in out.iterdir()) == ["x_0.png", "x_1.png", "x_2.png"]
+        runs.append([_pixels(out / f"x_{k}.png").astype(int) for k in range(3)])
+        for k in range(3):
+            _assert_inpainted(out / f"x_{k}.png", files["image"])
+    first, second = runs
+    for k in range(3):
+        np.testing.assert_array_equal(first[k], second[k])  # the same seed, the same samples
+        for j in range(k + 1, 3):
+            assert np.abs(first[k][HOLE] - first[j][HOLE]).mean() > 2, (k, j)
 
 
 def test_dilate_grows_the_hole(files, tmp_path):

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_model_contract import widen_init
 
-from inpaint_hub import LamaConfig, LamaModel
+from inpaint_hub import LamaConfig, LamaModel, PiiGANConfig, PiiGANModel
 from inpaint_hub.demo import (
     DemoInputError,
     InpaintSettings,
@@ -78,6 +79,12 @@ def _box_mask(height: int, width: int, boxes: list[tuple[int, int, int, int]]) -
 
 def _save_tiny_lama(folder: Path) -> Path:
     LamaModel(LamaConfig.tiny()).eval().save_pretrained(folder)
+    return folder
+
+
+def _save_tiny_piigan(folder: Path) -> Path:
+    """A tiny PiiGAN whose samples differ visibly (its own Glorot init gives fills too flat to tell apart)."""
+    widen_init(PiiGANModel(PiiGANConfig.tiny()), gain=0.8).eval().save_pretrained(folder)
     return folder
 
 
@@ -375,6 +382,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     checkpoints = root / "checkpoints"
     _save_tiny_lama(checkpoints / "tiny-lama")
+    _save_tiny_piigan(checkpoints / "tiny-piigan")
     _save_broken_lama(checkpoints / "broken-lama")
     previous = os.environ.get("HF_HUB_CACHE")
     os.environ["HF_HUB_CACHE"] = str(root / "empty-hub-cache")  # nothing from this machine's real cache
@@ -451,6 +459,38 @@ def test_client_one_result_per_model_with_known_pixels_unchanged(served):
 
     after = client.predict("cv2-ns", api_name="/compare")
     np.testing.assert_array_equal(np.asarray(Image.open(after[1])), np.asarray(Image.open(gallery[2]["image"])))
+
+
+def test_client_three_samples_for_piigan_one_for_each_other_model(served):
+    client, folder = served
+    rgb = _photo(40, 56, seed=4)
+    boxes = [(8, 16, 24, 40)]
+    hole = _box_mask(40, 56, boxes)
+    settings = SETTINGS[:-2] + (21, 3)  # seed 21, 3 samples
+    gallery, _, _, compare, files, status, *_ = _inpaint(
+        client,
+        _editor_value(folder, rgb, boxes, name="samples"),
+        ["tiny-piigan", "tiny-lama", "cv2-telea"],
+        settings=settings,
+    )
+    captions = [item["caption"] for item in gallery]
+    assert [c.split(" · ")[0] for c in captions] == ["tiny-piigan"] * 3 + ["tiny-lama", "cv2-telea"]
+    for k, caption in enumerate(captions[:3]):
+        assert caption.endswith(f"sample {k + 1} (seed {21 + k})")
+    assert "sample" not in captions[3] and "sample" not in captions[4]
+    samples = [np.asarray(Image.open(item["image"])).astype(int) for item in gallery[:3]]
+    for i, sample in enumerate(samples):
+        np.testing.assert_array_equal(sample[~hole], rgb[~hole])
+        for other in samples[i + 1 :]:
+            assert np.abs(sample[hole] - other[hole]).mean() > 2
+    assert [c[0] for c in compare["choices"]] == [
+        "tiny-piigan #1",
+        "tiny-piigan #2",
+        "tiny-piigan #3",
+        "tiny-lama",
+        "cv2-telea",
+    ]
+    assert len(files) == 6 and status.startswith("3 of 3 model(s)")
 
 
 def test_client_uploaded_mask_and_dilation(served):
