@@ -185,7 +185,10 @@ def validate(accelerator: Accelerator, generator, dataset: InpaintDataset, args,
         item = dataset[index]
         image = item["image"][None].to(accelerator.device)
         mask = item["mask"][None].to(accelerator.device)
-        output = model(image, mask).inpainted.clamp(0, 1)
+        # A fixed generator per image: a sampling model (PiiGAN) shows the same z at every validation, and the
+        # global RNG that training draws from is left alone.
+        sample = torch.Generator(device=accelerator.device).manual_seed(index)
+        output = model(image, mask, generator=sample).inpainted.clamp(0, 1)
         as_uint8 = lambda t: (t[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)  # noqa: E731
         for name, value in compute_image_metrics(as_uint8(output), as_uint8(image), item["mask"][0].numpy()).items():
             rows.setdefault(name, []).append(min(value, 100.0))

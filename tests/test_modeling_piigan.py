@@ -117,6 +117,21 @@ def test_z_outside_the_hole_is_ignored(tiny):
         assert torch.equal(tiny(image, mask, z=z).inpainted, tiny(image, mask, z=other).inpainted)
 
 
+def test_sampled_z_is_a_style_grid_over_the_holes_box(tiny):
+    mask = torch.zeros(2, 1, 40, 48)
+    mask[0, :, 8:24, 16:32] = 1  # a 16 x 16 box: the tiny config's style_size, so the grid is pasted 1:1
+    mask[1, :, 4:10, 2:40] = 1
+    mask[1, :, 30:36, 10:12] = 1  # two strokes: one box around both
+    z = tiny.sample_z(torch.rand(2, 3, 40, 48), mask, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, 1, 40, 48)
+    expected = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z[0, :, 8:24, 16:32], expected[0])
+    outside = torch.ones(2, 1, 40, 48, dtype=torch.bool)
+    outside[0, :, 8:24, 16:32] = False
+    outside[1, :, 4:36, 2:40] = False
+    assert (z[outside] == 0).all() and (z[~outside] != 0).all()
+
+
 def test_a_wrong_z_shape_is_refused(tiny):
     image, mask = inputs((32, 48))
     with pytest.raises(ValueError, match=r"z must be \[B, 1, H, W\] = \[2, 1, 32, 48\].*\[2, 3, 32, 48\]"):

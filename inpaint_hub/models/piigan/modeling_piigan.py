@@ -20,7 +20,8 @@ convolutions, ELU) with a one-channel *style map* ``z`` added to the convolution
                        -> contextual attention -> 2 convs 128 (+z/4)
     merge:             concat a, b -> 2 convs 128 (+z/4) -> up 64 -> conv 64 -> up 32 -> conv 16 -> conv 3 -> clip
 
-Different ``z`` give different completions of the same hole: that is the model's point. At inference ``z ~ N(0, 1)``;
+Different ``z`` give different completions of the same hole: that is the model's point. At inference ``z ~ N(0, 1)``
+on a ``style_size`` grid spread over the hole's bounding box (:meth:`PiiGANModel.sample_z`);
 in training the *style extractor* encodes the real hole patch into a ``style_size x style_size`` code (a VAE-style
 encoder, KL to N(0, I)) that the generator must turn back into the ground truth, and regresses the code of a generated
 patch back to the ``z`` that made it. The local and global WGAN-GP critics are plain (no spectral norm) 5x5 stride-2
@@ -138,6 +139,41 @@ def _init_tf(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+def hole_boxes(mask: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """``(top, left, height, width)`` of each image's hole bounding box (the whole image when it has no hole)."""
+    boxes = []
+    for m in mask[:, 0] > 0:
+        rows, cols = m.any(dim=1).nonzero(), m.any(dim=0).nonzero()
+        if len(rows) == 0:
+            boxes.append((0, 0, m.shape[0], m.shape[1]))
+        else:
+            top, left = int(rows[0]), int(cols[0])
+            boxes.append((top, left, int(rows[-1]) - top + 1, int(cols[-1]) - left + 1))
+    return boxes
+
+
+def crop_patches(x: torch.Tensor, boxes: list[tuple[int, int, int, int]], size: int) -> torch.Tensor:
+    """``[B, C, size, size]``: each image's box, resized bilinearly (a plain crop when the box is ``size`` square)."""
+    patches = []
+    for i, (top, left, height, width) in enumerate(boxes):
+        patch = x[i : i + 1, :, top : top + height, left : left + width]
+        if (height, width) != (size, size):
+            patch = F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False)
+        patches.append(patch)
+    return torch.cat(patches)
+
+
+def paste_patches(patches: torch.Tensor, boxes: list[tuple[int, int, int, int]], height: int, width: int):
+    """The inverse of :func:`crop_patches`: each ``[C, S, S]`` patch resized to its box, on an all-zero map."""
+    canvas = patches.new_zeros(patches.shape[0], patches.shape[1], height, width)
+    for i, (top, left, box_h, box_w) in enumerate(boxes):
+        patch = patches[i : i + 1]
+        if (box_h, box_w) != tuple(patch.shape[-2:]):
+            patch = F.interpolate(patch, size=(box_h, box_w), mode="bilinear", align_corners=False)
+        canvas[i : i + 1, :, top : top + box_h, left : left + box_w] = patch
+    return canvas
+
+
 def _run(layers: nn.ModuleDict, x: torch.Tensor, z_levels: tuple[torch.Tensor, ...]) -> torch.Tensor:
     for name, layer in layers.items():
         level = _Z_LEVEL.get(name)
@@ -251,12 +287,22 @@ class PiiGANModel(InpaintModel):
         stage2 = _run(self.stage2_merge, torch.cat([hallucinated, attended], dim=1), z_levels).clamp(-1, 1)
         return stage1, stage2
 
-    def sample_z(self, image: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A fresh style map ``z ~ N(0, 1)``: ``[B, 1, H, W]`` like ``image``, drawn from ``generator``."""
-        batch, _, height, width = image.shape
+    def sample_z(
+        self, image: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A fresh style map ``[B, 1, H, W]``: ``style_size x style_size`` values ``~ N(0, 1)`` (drawn from
+        ``generator``) spread over each image's hole bounding box (bilinear), zero elsewhere.
+
+        That is the shape of the codes the style extractor produces in training (:func:`paste_patches` of its
+        ``style_size`` map), so random and encoded codes look alike to the generator whatever the hole's size. In the
+        paper's setting (a ~64 px box, a 64 x 64 style map) it is the original's ``z ~ N(0, 1)`` per pixel of the
+        hole; the original drew it for the whole image and multiplied it by the mask, which for other hole sizes
+        would give the generator codes at another scale than the ones it was trained to reconstruct from.
+        """
+        batch, size = image.shape[0], self.config.style_size
         device = generator.device if generator is not None else image.device
-        z = torch.randn((batch, 1, height, width), generator=generator, device=device, dtype=image.dtype)
-        return z.to(image.device)
+        noise = torch.randn((batch, 1, size, size), generator=generator, device=device, dtype=image.dtype)
+        return paste_patches(noise.to(image.device), hole_boxes(mask), *image.shape[-2:])
 
     def forward(
         self,
@@ -271,7 +317,7 @@ class PiiGANModel(InpaintModel):
         Args:
             image: ``[B, 3, H, W]`` float RGB in [0, 1]; H and W multiples of 8 (``InpaintPipeline`` pads).
             mask: ``[B, 1, H, W]`` float, 1 = hole, 0 = keep.
-            generator: draws ``z`` when it is not given (the global RNG when ``None``).
+            generator: draws ``z`` when it is not given (the global RNG when ``None``; see :meth:`sample_z`).
             z: ``[B, 1, H, W]`` style map to use instead of a fresh one (e.g. ``out.z`` of an earlier call).
 
         Returns:
@@ -283,7 +329,7 @@ class PiiGANModel(InpaintModel):
         """
         self._check_inputs(image, mask)
         if z is None:
-            z = self.sample_z(image, generator=generator)
+            z = self.sample_z(image, mask, generator=generator)
         elif z.shape != (image.shape[0], 1, *image.shape[-2:]):
             expected = [image.shape[0], 1, *image.shape[-2:]]
             raise ValueError(f"z must be [B, 1, H, W] = {expected} for this image, got {list(z.shape)}")
@@ -392,4 +438,13 @@ class PiiGANDiscriminator(nn.Module):
         return self.score_local(patch), self.score_global(image)
 
 
-__all__ = ["PiiGANConv", "PiiGANDiscriminator", "PiiGANModel", "PiiGANOutput", "PiiGANStyleExtractor"]
+__all__ = [
+    "PiiGANConv",
+    "PiiGANDiscriminator",
+    "PiiGANModel",
+    "PiiGANOutput",
+    "PiiGANStyleExtractor",
+    "crop_patches",
+    "hole_boxes",
+    "paste_patches",
+]
