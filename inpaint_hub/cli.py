@@ -127,6 +127,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("a --model is given twice")
     if not 0 <= args.seed < SEED_LIMIT:
         raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    if args.num_samples < 1 or args.seed + args.num_samples > SEED_LIMIT:
+        raise ValueError(
+            f"--num-samples must be at least 1 (and --seed + --num-samples <= 2**63), got {args.num_samples}"
+        )
     hd_options = _hd_options(args)
     for path, flag in ((args.out, "--out"), (args.markdown, "--markdown")):
         if path and not Path(path).resolve().parent.is_dir():
@@ -165,6 +169,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             hd_strategy=args.hd_strategy,
             hd_options=hd_options,
             seed=args.seed,
+            num_samples=args.num_samples,
             lpips=lpips,
             fid=fid,
             progress=not args.no_progress,
@@ -187,6 +192,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "protocols": args.protocol,
             "masks": args.masks,
             "seed": args.seed,
+            "num_samples": args.num_samples,
             "resize": args.resize,
             "limit": args.limit,
             "hd_strategy": args.hd_strategy,
@@ -239,6 +245,10 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
         help=f"mask protocol (repeatable): {', '.join(list_mask_protocols())}",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the protocol masks and stochastic models")
+    evaluate.add_argument("--num-samples", type=int, default=1,
+                          help="results per image for models that sample (PiiGAN; seeds seed .. seed+N-1): the "
+                          "table then gives mean-of-N metrics, best-of-N hole-PSNR and the samples' "
+                          "diversity")  # fmt: skip
     evaluate.add_argument("--resize", type=int, default=None, help="resize short side to N and centre-crop N x N")
     evaluate.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     evaluate.add_argument("--hd-strategy", choices=["original", "resize", "crop"], default="original")

@@ -249,6 +249,12 @@ class ImageResult:
     seconds: float
     lpips: float | None = None
     error: str | None = None
+    # With several samples per image (a model with ``supports_sampling``): the metrics above are the means over the
+    # samples, ``psnr_hole_best`` the best sample's hole-PSNR, ``diversity`` the mean pairwise distance between the
+    # samples (LPIPS when an LPIPS model is given, else the mean absolute difference inside the hole, in [0, 1]).
+    num_samples: int = 1
+    psnr_hole_best: float | None = None
+    diversity: float | None = None
 
 
 @dataclass
@@ -270,6 +276,7 @@ def evaluate(
     hd_strategy: str = "original",
     hd_options: Mapping[str, int] | None = None,
     seed: int = 0,
+    num_samples: int = 1,
     lpips: Any | None = None,
     fid: Any | None = None,
     progress: bool = True,
@@ -284,6 +291,10 @@ def evaluate(
         hd_options: the strategy's settings, passed to the pipeline: ``resize_limit``, ``crop_trigger_size``,
             ``crop_margin`` (default: the pipeline's).
         seed: the pipeline seed (matters for stochastic models only); the same for every image.
+        num_samples: results per image for a model with ``supports_sampling`` (sample ``k`` with seed ``seed + k``):
+            each image's metrics are then the means over its samples, with the best sample's hole-PSNR
+            (``psnr_hole_best``) and the samples' mean pairwise distance (``diversity``). Other models run once
+            (best = mean, diversity 0).
         lpips: an :class:`inpaint_hub.metrics.LPIPS` to add LPIPS per image.
         fid: a :class:`inpaint_hub.metrics.FIDKIDAccumulator` factory: called with no argument, it returns a fresh
             accumulator; real images are added from ``samples`` and fake ones from the results.
@@ -302,6 +313,8 @@ def evaluate(
         raise ValueError(f"unknown hd_options {', '.join(unknown)}; known: {', '.join(HD_OPTIONS)}")
     run = EvalRun(model=model, protocol=protocol)
     accumulator = fid() if fid is not None else None
+    model_class = type(getattr(pipeline, "model", None))
+    count = num_samples if getattr(model_class, "supports_sampling", False) else 1
     for sample in tqdm(samples, desc=f"{model} | {protocol}", unit="img", disable=not progress, leave=False):
         ratio = sample.hole_ratio
         try:
@@ -314,12 +327,21 @@ def evaluate(
                 Image.fromarray(sample.mask * 255),
                 hd_strategy=hd_strategy,
                 seed=seed,
+                num_samples=count,
                 **(hd_options or {}),
             )
-            seconds = time.perf_counter() - start
-            output = np.asarray(result.image.convert("RGB"), dtype=np.uint8)
-            values = compute_image_metrics(output, sample.image, sample.mask.astype(bool))
-            lpips_value = lpips_distance(lpips, output, sample.image) if lpips is not None else None
+            seconds = (time.perf_counter() - start) / count
+            outputs = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in result.images]
+            hole = sample.mask.astype(bool)
+            per_sample = [compute_image_metrics(output, sample.image, hole) for output in outputs]
+            values = {key: float(np.mean([v[key] for v in per_sample])) for key in per_sample[0]}
+            best = max(min(v["psnr_hole"], PSNR_CAP) for v in per_sample)
+            lpips_value = (
+                float(np.mean([lpips_distance(lpips, output, sample.image) for output in outputs]))
+                if lpips is not None
+                else None
+            )
+            diversity = _diversity(outputs, hole, lpips)
         except Exception as err:  # noqa: BLE001 - one failing image must not end the evaluation
             logger.error("%s failed on %s: %s", model, sample.name, err)
             run.images.append(
@@ -340,11 +362,14 @@ def evaluate(
                 l1_hole=values["l1_hole"],
                 seconds=seconds,
                 lpips=lpips_value,
+                num_samples=count,
+                psnr_hole_best=best,
+                diversity=diversity,
             )
         )
         if accumulator is not None:
             accumulator.update_real([sample.image])
-            accumulator.update_fake([output])
+            accumulator.update_fake(outputs[:1])
     if accumulator is not None:
         good = [r for r in run.images if r.error is None]
         if len(good) >= 2:
@@ -354,13 +379,30 @@ def evaluate(
     return run
 
 
+def _diversity(outputs: Sequence[np.ndarray], hole: np.ndarray, lpips: Any | None) -> float:
+    """Mean pairwise distance between the samples of one image: LPIPS over the image when ``lpips`` is given, else
+    the mean absolute difference of the hole pixels in [0, 1]. 0 for a single sample."""
+    from .metrics import lpips_distance
+
+    pairs = [(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1 :]]
+    if not pairs:
+        return 0.0
+    if lpips is not None:
+        return float(np.mean([lpips_distance(lpips, a, b) for a, b in pairs]))
+    return float(np.mean([np.abs(a[hole].astype(np.float64) - b[hole]).mean() / 255.0 for a, b in pairs]))
+
+
 def summarize(runs: Iterable[EvalRun]) -> list[dict[str, Any]]:
     """Table rows: one per model x protocol x hole bucket (buckets that have images), then an ``all`` row.
 
     Each row has ``model, protocol, bucket, n, failed, psnr, psnr_hole, ssim, l1_hole, seconds_per_image`` (means
     over the bucket's successful images), ``lpips`` when measured, and on ``all`` rows any set-level metrics
-    (``fid``, ``kid``, ``kid_std``).
+    (``fid``, ``kid``, ``kid_std``). Runs with several samples per image add ``num_samples``, ``psnr_hole_best``
+    (mean over images of the best sample's hole-PSNR) and ``diversity`` (see :class:`ImageResult`); the other
+    columns are then mean-of-N.
     """
+    runs = list(runs)
+    sampled = any(r.num_samples > 1 for run in runs for r in run.images)
     rows = []
     for run in runs:
         groups = [(name, [r for r in run.images if r.bucket == name]) for _, _, name in HOLE_BUCKETS]
@@ -380,6 +422,11 @@ def summarize(runs: Iterable[EvalRun]) -> list[dict[str, Any]]:
                     row[column] = float(np.mean(values))
                 elif column != "lpips":
                     row[column] = math.nan
+            if sampled:
+                row["num_samples"] = max((r.num_samples for r in good), default=1)
+                for column in ("psnr_hole_best", "diversity"):
+                    values = [getattr(r, column) for r in good if getattr(r, column) is not None]
+                    row[column] = float(np.mean(values)) if values else math.nan
             row["seconds_per_image"] = float(np.mean([r.seconds for r in good])) if good else math.nan
             if name == "all":
                 row.update(run.set_metrics)
@@ -391,7 +438,10 @@ def results_to_markdown(rows: Sequence[dict[str, Any]], *, buckets: bool = True)
     """A Markdown table of :func:`summarize` rows (``buckets=False``: the ``all`` rows only)."""
     rows = [r for r in rows if buckets or r["bucket"] == "all"]
     extra = [c for c in ("lpips", "fid", "kid") if any(c in r for r in rows)]
+    sampled = any("num_samples" in r for r in rows)
     header = ["model", "protocol", "hole", "n", "PSNR", "PSNR hole", "SSIM", "L1 hole"]
+    if sampled:
+        header += ["samples", "PSNR hole best-of-N", "diversity"]
     header += [{"lpips": "LPIPS", "fid": "FID", "kid": "KID"}[c] for c in extra] + ["s / image"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     for row in rows:
@@ -405,6 +455,9 @@ def results_to_markdown(rows: Sequence[dict[str, Any]], *, buckets: bool = True)
             _fmt(row["ssim"], 4),
             _fmt(row["l1_hole"], 4),
         ]
+        if sampled:
+            cells += [str(row.get("num_samples", 1)), _fmt(row.get("psnr_hole_best"), 2)]
+            cells.append(_fmt(row.get("diversity"), 4))
         cells += [_fmt(row.get(c), 4 if c != "fid" else 2) for c in extra]
         cells.append(_fmt(row["seconds_per_image"], 3))
         lines.append("| " + " | ".join(cells) + " |")

@@ -117,6 +117,7 @@ def test_an_all_hole_mask_cannot_score_by_seeing_the_ground_truth(photos: Path, 
         (["--images", "{photos}", "--protocol", "pennet-center", "--device", "bogus"], ["--device"]),
         (["--images", "{photos}", "--protocol", "pennet-center", "--seed", "-1"], ["--seed"]),
         (["--images", "{photos}", "--protocol", "pennet-center", "--limit", "0"], ["limit"]),
+        (["--images", "{photos}", "--protocol", "pennet-center", "--num-samples", "0"], ["--num-samples"]),
         (["--images", "{photos}", "--protocol", "pennet-center", "--lpips-weights", "nope.pth"], ["nope.pth"]),
         (
             ["--images", "{photos}", "--protocol", "pennet-center", "--lpips-lin-weights", "alex.pth"],
