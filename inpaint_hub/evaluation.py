@@ -294,10 +294,11 @@ def evaluate(
         num_samples: results per image for a model with ``supports_sampling`` (sample ``k`` with seed ``seed + k``):
             each image's metrics are then the means over its samples, with the best sample's hole-PSNR
             (``psnr_hole_best``) and the samples' mean pairwise distance (``diversity``). Other models run once
-            (best = mean, diversity 0).
+            (best = mean, diversity 0). ``seconds`` is the time for the image, all its samples.
         lpips: an :class:`inpaint_hub.metrics.LPIPS` to add LPIPS per image.
         fid: a :class:`inpaint_hub.metrics.FIDKIDAccumulator` factory: called with no argument, it returns a fresh
-            accumulator; real images are added from ``samples`` and fake ones from the results.
+            accumulator; real images are added from ``samples`` and fake ones from the results (the first sample of
+            each image when there are several).
         progress: show a tqdm bar.
 
     Returns:
@@ -313,6 +314,8 @@ def evaluate(
         raise ValueError(f"unknown hd_options {', '.join(unknown)}; known: {', '.join(HD_OPTIONS)}")
     run = EvalRun(model=model, protocol=protocol)
     accumulator = fid() if fid is not None else None
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
     model_class = type(getattr(pipeline, "model", None))
     count = num_samples if getattr(model_class, "supports_sampling", False) else 1
     for sample in tqdm(samples, desc=f"{model} | {protocol}", unit="img", disable=not progress, leave=False):
@@ -330,10 +333,12 @@ def evaluate(
                 num_samples=count,
                 **(hd_options or {}),
             )
-            seconds = (time.perf_counter() - start) / count
+            seconds = time.perf_counter() - start  # for the image, all its samples
             outputs = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in result.images]
             hole = sample.mask.astype(bool)
             per_sample = [compute_image_metrics(output, sample.image, hole) for output in outputs]
+            for v in per_sample:  # the cap applies to each result, before any mean
+                v["psnr"], v["psnr_hole"] = min(v["psnr"], PSNR_CAP), min(v["psnr_hole"], PSNR_CAP)
             values = {key: float(np.mean([v[key] for v in per_sample])) for key in per_sample[0]}
             best = max(min(v["psnr_hole"], PSNR_CAP) for v in per_sample)
             lpips_value = (
@@ -369,7 +374,7 @@ def evaluate(
         )
         if accumulator is not None:
             accumulator.update_real([sample.image])
-            accumulator.update_fake(outputs[:1])
+            accumulator.update_fake(outputs[:1])  # FID/KID: the first sample of each image
     if accumulator is not None:
         good = [r for r in run.images if r.error is None]
         if len(good) >= 2:

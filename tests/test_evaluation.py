@@ -314,6 +314,8 @@ def test_several_samples_give_mean_best_and_diversity() -> None:
     assert "| samples | PSNR hole best-of-N | diversity |" in table
     assert f"| 3 | {overall[0]['psnr_hole_best']:.2f} | {overall[0]['diversity']:.4f} |" in table
     assert "diversity" not in results_to_markdown(summarize([telea]))  # single-sample tables keep their columns
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
+        evaluate(pipe, samples, model="piigan", protocol="p", num_samples=0, progress=False)
 
 
 def test_real_baseline_through_the_pipeline(image_dir: Path) -> None:

@@ -132,6 +132,36 @@ def test_sampled_z_is_a_style_grid_over_the_holes_box(tiny):
     assert (z[outside] == 0).all() and (z[~outside] != 0).all()
 
 
+def test_every_layer_of_the_table_receives_z_at_its_own_resolution(tiny):
+    from inpaint_hub.models.piigan.modeling_piigan import _Z_LEVEL, PiiGANConv
+
+    seen = {}
+    for name, layer in tiny.named_modules():
+        if isinstance(layer, PiiGANConv):
+            short = name.split(".")[-1]
+            layer.register_forward_hook(lambda m, args, out, short=short: seen.__setitem__(short, (args, out)))
+    image, mask = inputs((32, 48))
+    with torch.no_grad():
+        tiny(image, mask, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == len(list(m for m in tiny.modules() if isinstance(m, PiiGANConv)))
+    for short, (args, out) in seen.items():
+        z = args[1] if len(args) > 1 else None
+        if short in _Z_LEVEL:
+            assert z is not None, f"{short} got no z"
+            assert z.shape[-2:] == out.shape[-2:] == (32 // 2 ** _Z_LEVEL[short], 48 // 2 ** _Z_LEVEL[short]), short
+            assert z.abs().sum() > 0, short
+        else:
+            assert z is None, f"{short} should not get z"
+
+
+def test_a_non_finite_z_is_refused(tiny):
+    image, mask = inputs((32, 48))
+    z = torch.zeros(2, 1, 32, 48)
+    z[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="z has non-finite values"):
+        tiny(image, mask, z=z)
+
+
 def test_a_wrong_z_shape_is_refused(tiny):
     image, mask = inputs((32, 48))
     with pytest.raises(ValueError, match=r"z must be \[B, 1, H, W\] = \[2, 1, 32, 48\].*\[2, 3, 32, 48\]"):

@@ -295,6 +295,7 @@ def test_resuming_with_other_settings_is_refused(
         (["--resolution", "40"], "--resolution must be a positive multiple of 16"),
         (["--resolution", "0"], "--resolution must be a positive multiple of 16"),
         (["--critic-steps", "-1"], "--critic-steps must be >= 0, got -1"),
+        (["--critic-steps", "0"], "--critic-steps 0 would train against critics that never learn"),
         (["--weight-kl", "-0.1"], "--weight-kl must be >= 0, got -0.1"),
         (["--weight-consistency-known", "-1"], "--weight-consistency-known must be >= 0"),
         (["--gp-weight", "-10"], "--gp-weight must be >= 0"),

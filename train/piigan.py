@@ -185,6 +185,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"convolutions), got {args.resolution}")  # fmt: skip
     if args.critic_steps < 0:
         parser.error(f"--critic-steps must be >= 0, got {args.critic_steps}")
+    if args.critic_steps == 0 and args.weight_adversarial > 0:
+        parser.error("--critic-steps 0 would train against critics that never learn: give --critic-steps >= 1, or "
+                     "--weight-adversarial 0 to train without the critics")  # fmt: skip
     for name in [*LOSS_WEIGHTS, "coarse_alpha", "weight_global", "gp_weight"]:
         attr = name if name in ("coarse_alpha", "weight_global", "gp_weight") else f"weight_{name}"
         if getattr(args, attr) < 0:
@@ -231,7 +234,8 @@ def build_generator(args: argparse.Namespace) -> PiiGANModel:
 def known_l1(real: torch.Tensor, coarse: torch.Tensor, refined: torch.Tensor, mask: torch.Tensor, alpha: float):
     """``(alpha * mean|x - x1| (1 - m) + mean|x - x2| (1 - m)) / mean(1 - m)``: the original's ``ae_loss``."""
     known = 1 - mask
-    return (alpha * ((real - coarse).abs() * known).mean() + ((real - refined).abs() * known).mean()) / known.mean()
+    share = known.mean().clamp_min(1e-8)  # an all-hole batch has no known pixel: the term is then 0
+    return (alpha * ((real - coarse).abs() * known).mean() + ((real - refined).abs() * known).mean()) / share
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "sum") -> torch.Tensor:

@@ -27,8 +27,9 @@ encoder, KL to N(0, I)) that the generator must turn back into the ground truth,
 patch back to the ``z`` that made it. The local and global WGAN-GP critics are plain (no spectral norm) 5x5 stride-2
 convolutions with LeakyReLU and a dense head.
 
-Convolutions pad like TensorFlow's ``"SAME"``; the contextual attention is DeepFill's (shared with
-:mod:`inpaint_hub.models.deepfill_v2`: ksize 3, rate 2, softmax scale 10, fuse, mask H -> H/4 -> H/8).
+The network works in RGB (the original read its training images with OpenCV, i.e. BGR; no weights were released,
+so nothing depends on it). Convolutions pad like TensorFlow's ``"SAME"``; the contextual attention is DeepFill's
+(shared with :mod:`inpaint_hub.models.deepfill_v2`: ksize 3, rate 2, softmax scale 10, fuse, mask H -> H/4 -> H/8).
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ class PiiGANModel(InpaintModel):
         Returns:
             ``(x_stage1, x_stage2)``: the coarse and refined outputs, clipped to [-1, 1].
         """
-        z = z * mask
+        z = torch.where(mask > 0, z, torch.zeros_like(z))  # not z * mask: a non-finite value outside must not leak
         z_levels = (z, nn_downsample_tf(z, 2), nn_downsample_tf(z, 4))
         ones = torch.ones_like(mask)
         stage1 = _run(self.stage1, torch.cat([incomplete, z, ones, ones * mask], dim=1), z_levels).clamp(-1, 1)
@@ -294,10 +295,11 @@ class PiiGANModel(InpaintModel):
         ``generator``) spread over each image's hole bounding box (bilinear), zero elsewhere.
 
         That is the shape of the codes the style extractor produces in training (:func:`paste_patches` of its
-        ``style_size`` map), so random and encoded codes look alike to the generator whatever the hole's size. In the
-        paper's setting (a ~64 px box, a 64 x 64 style map) it is the original's ``z ~ N(0, 1)`` per pixel of the
-        hole; the original drew it for the whole image and multiplied it by the mask, which for other hole sizes
-        would give the generator codes at another scale than the ones it was trained to reconstruct from.
+        ``style_size`` map), so random and encoded codes look alike to the generator whatever the hole's size. The
+        original drew ``z ~ N(0, 1)`` per pixel of the whole image and multiplied it by the mask; in the paper's
+        setting (a 56-64 px box, a 64 x 64 style map) that is nearly the same (exactly for a 64 px box; smaller boxes
+        get the grid resized, so slightly correlated), while for other hole sizes per-pixel noise would give the
+        generator codes at another scale than the ones it was trained to reconstruct from.
         """
         batch, size = image.shape[0], self.config.style_size
         device = generator.device if generator is not None else image.device
@@ -334,6 +336,8 @@ class PiiGANModel(InpaintModel):
             expected = [image.shape[0], 1, *image.shape[-2:]]
             raise ValueError(f"z must be [B, 1, H, W] = {expected} for this image, got {list(z.shape)}")
         z = z.to(device=image.device, dtype=image.dtype)
+        if not torch.isfinite(z).all():
+            raise ValueError("z has non-finite values (NaN or inf)")
         signed = image * 2 - 1
         stage1, stage2 = self.generate(signed * (1 - mask), mask, z)
         predicted = (stage2 + 1) / 2
