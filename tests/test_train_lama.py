@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from train_harness import launch
 
 from inpaint_hub import AutoInpaintModel, LamaModel
 from inpaint_hub.models.lama import LamaDiscriminator
@@ -25,24 +25,8 @@ SCRIPT = REPO_ROOT / "train" / "lama.py"
 CONFIG = REPO_ROOT / "train" / "configs" / "cpu-tiny.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _launch(*args: str, processes: int = 1, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
-    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--num_processes", "1"]
-    result = subprocess.run(
-        [*launcher, str(SCRIPT), "--config", str(CONFIG), *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO_ROOT,
-    )  # fmt: skip
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result
+def _launch(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return launch(SCRIPT, CONFIG, *args, **{"timeout": 300, **kwargs})
 
 
 @pytest.fixture(scope="module")

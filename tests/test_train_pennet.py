@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from train_harness import launch, logged_scalars, write_scalar_printer
 
 from inpaint_hub import AutoInpaintModel, PENNetConfig, PENNetModel
 
@@ -26,62 +26,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "train" / "pennet.py"
 CONFIG = REPO_ROOT / "train" / "configs" / "pennet-cpu-tiny.yaml"
 
-# Runs the training script with ``Accelerator.log`` also printing what it hands to the trackers (tensorboard,
-# wandb, ...) as ``SCALARS {json}`` lines: the tests read the logged losses and learning rates without a tracker.
-SCALAR_PRINTER = """
-import json, runpy, sys
-from accelerate import Accelerator
-
-_log = Accelerator.log
-
-def log(self, values, *args, **kwargs):
-    if self.is_main_process:
-        print("SCALARS " + json.dumps({"step": kwargs.get("step", args[0] if args else None), **values}), flush=True)
-    return _log(self, values, *args, **kwargs)
-
-Accelerator.log = log
-sys.argv.pop(0)
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def scalar_printer(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("launcher") / "print_scalars.py"
-    path.write_text(SCALAR_PRINTER)
-    return path
+    return write_scalar_printer(tmp_path_factory.mktemp("launcher"))
 
 
-def _launch(
-    *args: str, processes: int = 1, timeout: int = 600, check: bool = True, printer: Path | None = None
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
-    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--num_processes", "1"]
-    script = [str(printer), str(SCRIPT)] if printer else [str(SCRIPT)]
-    result = subprocess.run(
-        [*launcher, *script, "--config", str(CONFIG), *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO_ROOT,
-    )  # fmt: skip
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result
-
-
-def _scalars(result: subprocess.CompletedProcess) -> dict[int, dict[str, float]]:
-    """``{step: {name: value}}`` from the ``SCALARS`` lines of a run launched with the printer."""
-    rows = [json.loads(line[len("SCALARS ") :]) for line in result.stdout.splitlines() if line.startswith("SCALARS ")]
-    merged: dict[int, dict[str, float]] = {}
-    for row in rows:
-        merged.setdefault(row.pop("step"), {}).update(row)
-    return merged
+def _launch(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return launch(SCRIPT, CONFIG, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +63,7 @@ def straight_run(photos: dict[str, Path], scalar_printer: Path, tmp_path_factory
               "--lr-decay-every", "2", "--lr-decay-until", "100"]  # fmt: skip
     out = tmp_path_factory.mktemp("pennet_runs") / "straight"
     result = _launch(*common, "--output-dir", str(out), printer=scalar_printer)
-    return {"out": out, "common": common, "scalars": _scalars(result)}
+    return {"out": out, "common": common, "scalars": logged_scalars(result)}
 
 
 def _resume_copy(source: Path, checkpoint: str, target: Path) -> Path:
@@ -158,7 +110,7 @@ def test_train_checkpoint_and_exact_resume(straight_run: dict, scalar_printer: P
                          load_file(resumed / "final" / "model.safetensors"), "generator")  # fmt: skip
     _assert_same_weights(load_file(straight / "checkpoint-5" / "model_1.safetensors"),
                          load_file(resumed / "checkpoint-5" / "model_1.safetensors"), "discriminator")  # fmt: skip
-    logged = _scalars(result)
+    logged = logged_scalars(result)
     assert sorted(logged) == [4, 5]
     for step in (4, 5):
         assert _without_timing(logged[step]) == _without_timing(straight_run["scalars"][step]), step
@@ -221,7 +173,7 @@ def test_reconstruction_only_fine_tuning(photos: dict[str, Path], scalar_printer
     assert max((first[k] - initial[k]).abs().max().item() for k in initial) < 1e-3  # one Adam step of 1e-4 away
     d_first, d_last = (load_file(out / c / "model_1.safetensors") for c in ("checkpoint-1", "checkpoint-2"))
     _assert_same_weights(d_first, d_last, "discriminator")  # spectral-norm buffers included: D never ran
-    for row in _scalars(result).values():
+    for row in logged_scalars(result).values():
         assert "train/d_total" not in row and "train/g_adversarial" not in row and "train/g_pyramid" in row, row
         parts = [row[f"train/g_{name}"] for name in ("hole", "valid", "pyramid", "hole_mse")]
         assert row["train/g_hole_mse"] > 0 and row["train/g_total"] == pytest.approx(sum(parts), rel=1e-5), row

@@ -4,14 +4,10 @@ the adversarial weight is 0, refuses bad arguments and changed settings, and run
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +16,7 @@ import torch
 from accelerate.utils import set_seed
 from PIL import Image
 from safetensors.torch import load_file
+from train_harness import launch, load_script, logged_scalars, write_scalar_printer
 
 from inpaint_hub import AutoInpaintModel, PENNetConfig, PENNetModel
 from inpaint_hub.models.piigan import PiiGANConfig, PiiGANDiscriminator, PiiGANModel, PiiGANStyleExtractor
@@ -34,71 +31,20 @@ BATCHES_PER_STEP = 3
 NETWORKS = ("generator", "discriminator", "extractor")  # --dump-rank-state's names
 LOSSES = ("known", "consistency_known", "consistency", "regress", "kl", "adversarial")
 
-# Runs the training script with ``Accelerator.log`` also printing what it hands to the trackers (tensorboard,
-# wandb, ...) as ``SCALARS {json}`` lines: the tests read the logged losses without a tracker.
-SCALAR_PRINTER = """
-import json, runpy, sys
-from accelerate import Accelerator
-
-_log = Accelerator.log
-
-def log(self, values, *args, **kwargs):
-    if self.is_main_process:
-        print("SCALARS " + json.dumps({"step": kwargs.get("step", args[0] if args else None), **values}), flush=True)
-    return _log(self, values, *args, **kwargs)
-
-Accelerator.log = log
-sys.argv.pop(0)
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def scalar_printer(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("launcher") / "print_scalars.py"
-    path.write_text(SCALAR_PRINTER)
-    return path
+    return write_scalar_printer(tmp_path_factory.mktemp("launcher"))
 
 
 @pytest.fixture(scope="module")
 def script():
     """train/piigan.py imported as a module, for its argument checks and helpers."""
-    spec = importlib.util.spec_from_file_location("train_piigan", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "train_piigan")
 
 
-def _launch(
-    *args: str, processes: int = 1, timeout: int = 600, check: bool = True, printer: Path | None = None
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
-    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--num_processes", "1"]
-    script = [str(printer), str(SCRIPT)] if printer else [str(SCRIPT)]
-    result = subprocess.run(
-        [*launcher, *script, "--config", str(CONFIG), *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO_ROOT,
-    )  # fmt: skip
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result
-
-
-def _scalars(result: subprocess.CompletedProcess) -> dict[int, dict[str, float]]:
-    """``{step: {name: value}}`` from the ``SCALARS`` lines of a run launched with the printer."""
-    rows = [json.loads(line[len("SCALARS ") :]) for line in result.stdout.splitlines() if line.startswith("SCALARS ")]
-    merged: dict[int, dict[str, float]] = {}
-    for row in rows:
-        merged.setdefault(row.pop("step"), {}).update(row)
-    return merged
+def _launch(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return launch(SCRIPT, CONFIG, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +71,7 @@ def straight_run(photos: dict[str, Path], scalar_printer: Path, tmp_path_factory
     common = ["--train-data", str(photos["train"]), "--val-data", str(photos["val"]), "--dump-rank-state"]
     out = tmp_path_factory.mktemp("piigan_runs") / "straight"
     result = _launch(*common, "--output-dir", str(out), printer=scalar_printer)
-    return {"out": out, "common": common, "scalars": _scalars(result)}
+    return {"out": out, "common": common, "scalars": logged_scalars(result)}
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +161,7 @@ def test_train_checkpoint_and_exact_resume(straight_run: dict, scalar_printer: P
         first, second = read(straight), read(resumed)
         for name in NETWORKS:
             _assert_same_weights(first[name], second[name], f"{name} ({where})")
-    logged = _scalars(result)
+    logged = logged_scalars(result)
     assert sorted(logged) == [3, 4]
     for step in (3, 4):
         assert _without_timing(logged[step]) == _without_timing(straight_run["scalars"][step]), step
@@ -261,7 +207,7 @@ def test_no_adversarial_weight_leaves_the_critics_alone(
         _assert_same_weights(initial_states["discriminator"], states["discriminator"], f"critics at {when}")
     for name in ("generator", "extractor"):
         assert _changed(initial_states[name], second[name]) and _changed(second[name], fourth[name]), name
-    logged = _scalars(result)
+    logged = logged_scalars(result)
     assert sorted(logged) == [1, 2, 3, 4]
     for row in logged.values():
         assert "train/d_total" not in row and "train/g_adversarial" not in row, row
