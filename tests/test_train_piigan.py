@@ -175,6 +175,7 @@ def test_losses_are_logged(straight_run: dict) -> None:
         assert all(math.isfinite(v) for v in [*parts, row["train/g_total"], row["train/d_total"]]), row
         assert row["train/g_known"] > 0 and row["train/g_consistency"] > 0 and row["train/g_regress"] > 0, row
         assert row["train/g_kl"] >= 0, row  # a KL divergence
+        assert "train/g_sample_hole" not in row, row  # off by default, as the paper
         assert row["train/g_total"] == pytest.approx(sum(parts), rel=1e-5), row
     assert any(k.startswith("val/") for k in scalars[2]), scalars[2]  # validation_steps 2 in the tiny config
 
@@ -194,10 +195,10 @@ def test_no_adversarial_weight_leaves_the_critics_alone(
     photos: dict[str, Path], scalar_printer: Path, initial_states: dict, tmp_path: Path
 ) -> None:
     # --weight-adversarial 0: no critic steps (every batch is a generator step) and no critic update, ever; the
-    # generator and the extractor still train.
+    # generator and the extractor still train (here with the optional L1 on the random-code fill, logged on its own).
     out = tmp_path / "run"
     result = _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--weight-adversarial", "0",
-                     "--dump-rank-state", printer=scalar_printer)  # fmt: skip
+                     "--weight-sample-hole", "1.2", "--dump-rank-state", printer=scalar_printer)  # fmt: skip
     assert len(json.loads((out / "rank0_indices.json").read_text())) == 4  # one batch a step
     state = json.loads((out / "checkpoint-2" / "training_state.json").read_text())
     assert (state["epoch"], state["batch_in_epoch"], state["run"]["critic_steps"]) == (0, 2, 0)
@@ -212,6 +213,7 @@ def test_no_adversarial_weight_leaves_the_critics_alone(
     for row in logged.values():
         assert "train/d_total" not in row and "train/g_adversarial" not in row, row
         assert all(math.isfinite(row[f"train/g_{name}"]) for name in LOSSES[:-1]), row
+        assert row["train/g_sample_hole"] > 0, row
 
 
 @pytest.mark.parametrize(
@@ -272,7 +274,7 @@ PAPER = {
     "weight_consistency_known": 1.2, "weight_known": 1.2, "weight_regress": 1.44, "coarse_alpha": 1.2,
     "weight_global": 1.0, "gp_weight": 10.0, "max_grad_norm": 0.0, "max_steps": 1_000_000,
     "mask_protocol": "piigan-center", "mask_per_batch": True, "crop": "random", "jitter": False, "model": "celeba",
-    "kl_reduction": "sum",
+    "kl_reduction": "sum", "weight_sample_hole": 0.0,  # the paper has no L1 on the random-code fill
 }  # fmt: skip
 
 
@@ -387,6 +389,18 @@ def test_known_l1(script) -> None:
     # Over the 3 known pixels: alpha * 1 + 2 per value; the means over all 4 pixels divided by the known share 3/4.
     assert script.known_l1(real, coarse, refined, mask, 1.2).item() == pytest.approx(1.2 * 1 + 2)
     assert script.known_l1(real, real, real, mask, 1.2).item() == 0
+
+
+def test_region_l1_counts_only_the_region(script) -> None:
+    # The --weight-sample-hole term: region_l1 over the hole (the known pixels' values do not matter).
+    real = torch.zeros(2, 3, 4, 4)
+    coarse, refined = torch.full_like(real, 5.0), torch.full_like(real, 7.0)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :2, :2] = 1  # 4 hole pixels in the first image, 0 in the second
+    coarse[mask.expand_as(real) > 0], refined[mask.expand_as(real) > 0] = 1.0, 2.0
+    assert script.region_l1(real, coarse, refined, mask, 1.2).item() == pytest.approx(1.2 * 1 + 2)
+    assert script.region_l1(real, real, real, mask, 1.2).item() == 0
+    assert script.region_l1(real, coarse, refined, torch.zeros_like(mask), 1.2).item() == 0  # no region: 0, no NaN
 
 
 def test_batch_mask(script) -> None:

@@ -46,7 +46,13 @@ Deviations, all deliberate:
 * On several processes each draws its own ``z`` (seed + process index), and a summed KL is multiplied by the number
   of processes, so that the averaged gradient is the one of the whole batch.
 
-Options beyond the paper: ``--weight-adversarial 0`` skips the critics (never run or updated, kept in the
+Options beyond the paper: ``--weight-sample-hole W`` adds ``W * (1.2 |x - x1| + |x - x2|)`` over the hole, normalised
+by its share, for the fill made from the *random* ``z`` (``sample_hole``). PiiGAN has no such term: its random-code
+fills learn the image only through the codes the extractor makes of real patches (and, in the paper, from the
+critics), which on a small CPU budget without critics left them below Telea's hole-PSNR. The term pulls every
+sample towards the truth (mean-seeking) while the regression term keeps them apart (different ``z`` must stay
+tellable from the fill); it trades some diversity for fidelity, and is off by default.
+``--weight-adversarial 0`` skips the critics (never run or updated, kept in the
 checkpoints); every loss weight, ``--critic-steps``, ``--model-overrides`` for other widths, ``--init-from`` to
 fine-tune, ``--max-grad-norm``, mixed precision through Accelerate. Checkpoints, resumption and ``--config`` work as
 in the other scripts (``inpaint_hub/training.py``); the critics and the extractor are saved with the generator's
@@ -107,6 +113,7 @@ LOSS_WEIGHTS = {  # name: (default, what the original calls it)
     "consistency_known": (1.2, "ae_loss_z_x"),
     "known": (1.2, "ae_loss"),
     "regress": (1.44, "l1_regress_z_loss: REGRESSION_Z_LOSS_ALPHA 1.2 x 1.2"),
+    "sample_hole": (0.0, "not in PiiGAN (0 = off): L1 of the random-z fill against the truth in the hole"),
 }
 
 
@@ -231,11 +238,15 @@ def build_generator(args: argparse.Namespace) -> PiiGANModel:
     return PiiGANModel(config)
 
 
+def region_l1(real: torch.Tensor, coarse: torch.Tensor, refined: torch.Tensor, region: torch.Tensor, alpha: float):
+    """``(alpha * mean|x - x1| r + mean|x - x2| r) / mean(r)`` over a region ``r`` (1 inside)."""
+    share = region.mean().clamp_min(1e-8)  # an empty region (an all-hole batch's known pixels): the term is then 0
+    return (alpha * ((real - coarse).abs() * region).mean() + ((real - refined).abs() * region).mean()) / share
+
+
 def known_l1(real: torch.Tensor, coarse: torch.Tensor, refined: torch.Tensor, mask: torch.Tensor, alpha: float):
-    """``(alpha * mean|x - x1| (1 - m) + mean|x - x2| (1 - m)) / mean(1 - m)``: the original's ``ae_loss``."""
-    known = 1 - mask
-    share = known.mean().clamp_min(1e-8)  # an all-hole batch has no known pixel: the term is then 0
-    return (alpha * ((real - coarse).abs() * known).mean() + ((real - refined).abs() * known).mean()) / share
+    """``region_l1`` over the known pixels ``1 - m``: the original's ``ae_loss``."""
+    return region_l1(real, coarse, refined, 1 - mask, alpha)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
@@ -401,6 +412,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                     "regress": args.weight_regress * (mu_fake - crop_patches(z * mask, boxes, size)).abs().mean(),
                     "kl": args.weight_kl * kl_scale * kl_divergence(mu_real, logvar_real, args.kl_reduction),
                 }
+                if args.weight_sample_hole > 0:
+                    losses["sample_hole"] = args.weight_sample_hole * region_l1(
+                        real, coarse[0], refined[0], mask, args.coarse_alpha
+                    )
                 if adversarial:
                     critics.requires_grad_(False)
                     losses["adversarial"] = args.weight_adversarial * (
