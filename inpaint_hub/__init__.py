@@ -12,6 +12,7 @@ from .modeling_utils import (
     list_model_types,
 )
 from .models.deepfill_v2 import DeepFillV2Config, DeepFillV2Discriminator, DeepFillV2Model, DeepFillV2Output
+from .models.dgi import DGIConfig, DGIDiscriminator, DGIModel, DGIOutput, DGITeacher
 from .models.lama import LamaConfig, LamaDiscriminator, LamaModel
 from .models.opencv import OpenCVInpaintConfig, OpenCVInpaintModel
 from .models.pennet import PENNetConfig, PENNetDiscriminator, PENNetModel, PENNetOutput
@@ -28,6 +29,11 @@ __all__ = [
     "DeepFillV2Discriminator",
     "DeepFillV2Model",
     "DeepFillV2Output",
+    "DGIConfig",
+    "DGIDiscriminator",
+    "DGIModel",
+    "DGIOutput",
+    "DGITeacher",
     "InpaintConfig",
     "InpaintModel",
     "InpaintOutput",

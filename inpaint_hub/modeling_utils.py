@@ -44,6 +44,7 @@ MODEL_CARD_NAME = "README.md"
 # it can be read at a glance, and a model module is imported only when it is asked for.
 _MODEL_TYPES: dict[str, tuple[str, str, str]] = {
     "deepfill_v2": ("inpaint_hub.models.deepfill_v2", "DeepFillV2Config", "DeepFillV2Model"),
+    "dgi": ("inpaint_hub.models.dgi", "DGIConfig", "DGIModel"),
     "lama": ("inpaint_hub.models.lama", "LamaConfig", "LamaModel"),
     "opencv": ("inpaint_hub.models.opencv", "OpenCVInpaintConfig", "OpenCVInpaintModel"),
     "pennet": ("inpaint_hub.models.pennet", "PENNetConfig", "PENNetModel"),

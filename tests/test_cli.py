@@ -129,10 +129,11 @@ def test_list_prints_the_model_types_from_the_entry_point(tmp_path):
     result = _cli("list", "--checkpoints-dir", str(tmp_path), env=env)
     assert result.returncode == 0, result.stderr
     types = result.stdout.split("model types:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert [line.split()[0] for line in types] == ["deepfill_v2", "lama", "opencv", "pennet", "piigan"]
+    assert [line.split()[0] for line in types] == ["deepfill_v2", "dgi", "lama", "opencv", "pennet", "piigan"]
     # every registered type prints its config's one-line summary
     assert "Fast Fourier" in result.stdout and "Telea" in result.stdout and "attention transfer" in result.stdout
     assert "gated convolutions" in result.stdout and "pluralistic" in result.stdout
+    assert "distilled from a teacher" in result.stdout
     listed = _listed(result.stdout)
     assert listed == {"cv2-telea": ("opencv", "builtin"), "cv2-ns": ("opencv", "builtin")}
 

@@ -27,6 +27,7 @@ from torch import nn
 from inpaint_hub import AutoInpaintModel, InpaintModel, InpaintOutput, InpaintPipeline, WeightsMismatchError
 from inpaint_hub.configuration_utils import InpaintConfig
 from inpaint_hub.models.deepfill_v2 import DeepFillV2Config
+from inpaint_hub.models.dgi import DGIConfig
 from inpaint_hub.models.lama import LamaConfig
 from inpaint_hub.models.pennet import PENNetConfig
 from inpaint_hub.models.piigan import PiiGANConfig
@@ -69,6 +70,11 @@ CASES = [
     ModelCase("deepfill_v2", DeepFillV2Config.tiny, (32, 48), widen_init=True, init_gain=1.4),
     # At gain 1 the plain ELU convolutions grow the signal so much that batched and single runs differ by 1.3e-5.
     ModelCase("piigan", PiiGANConfig.tiny, (32, 48), widen_init=True, init_gain=0.8, fixed_inputs=_style_map),
+    # Widened only so that the backward check means something: the adaptive convolution's offset head ends in a
+    # zero-initialised layer (taps start on the regular grid), so at DGI's own initialisation the layer before it gets
+    # an all-zero gradient. At gain 1 the unnormalised per-pixel kernels amplify rounding so much (four completion
+    # blocks) that batched and single runs differ by 7e-2; at 0.5 by 2e-6.
+    ModelCase("dgi", DGIConfig.tiny, (32, 48), widen_init=True, init_gain=0.5),
 ]
 
 # odd, non-square, not multiples of any size_multiple; 7x5 is below every min_size, so the pipeline pads it up
