@@ -11,7 +11,8 @@ where the paper is silent, marked ``[choice]``). Images in [-1, 1] for the losse
 Every step, on one batch:
 
 * **teacher** (AN): reconstructs the whole image, ``L_AN = |AN(x) - x|`` (+ the perceptual term when VGG weights are
-  given); it evolves with the student, as the paper's teacher. During ``--teacher-warmup-steps`` the distillation
+  given); it evolves with the student, as the paper's teacher. It is not run when all three distillations are
+  switched off (the no-distillation ablation). During ``--teacher-warmup-steps`` the distillation
   terms are off (the teacher's features are not yet worth copying) and the student trains on its own losses
   [choice: the spec proposes 10k steps of warm-up];
 * **critic**: non-saturating PatchGAN loss, real images against the student's composites (detached);
@@ -395,14 +396,17 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
             distilling = any(switches.values()) and step >= args.teacher_warmup_steps
             active = {name: on and distilling for name, on in switches.items()}
 
-            # ---- teacher: reconstruct the whole image
-            with accelerator.autocast():
-                reconstruction, teacher_features, _ = teacher(image)
-                loss_t = ((reconstruction - image) * 2).abs().mean()
-                if perceptual is not None and config.weight_perceptual > 0:
-                    loss_t = loss_t + config.weight_perceptual * perceptual(reconstruction, image)
-            # float32 whatever the autocast: the meta step below runs outside it
-            teacher_features = tuple(f.detach().float() for f in teacher_features)
+            # ---- teacher: reconstruct the whole image (not run at all when every distillation is switched off:
+            # nothing reads it, and the no-distillation ablation then costs what the student alone costs)
+            loss_t, teacher_features = torch.zeros((), device=device), None
+            if any(switches.values()):
+                with accelerator.autocast():
+                    reconstruction, teacher_features, _ = teacher(image)
+                    loss_t = ((reconstruction - image) * 2).abs().mean()
+                    if perceptual is not None and config.weight_perceptual > 0:
+                        loss_t = loss_t + config.weight_perceptual * perceptual(reconstruction, image)
+                # float32 whatever the autocast: the meta step below runs outside it
+                teacher_features = tuple(f.detach().float() for f in teacher_features)
 
             # ---- student and distillation
             with accelerator.autocast():
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
 
             loss_g = sum(losses.values())
             accelerator.backward(loss_g + loss_t)
-            reduce_gradients(accelerator, student, distiller, teacher)
+            reduce_gradients(accelerator, student, distiller, *([teacher] if teacher_features is not None else []))
             clip_gradients(accelerator, trained_by_g, optimizer_g, args.max_grad_norm)
             clip_gradients(accelerator, teacher, optimizer_t, args.max_grad_norm)
             optimizer_g.step()
@@ -453,15 +457,17 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                 reduce_gradients(accelerator, *distiller.meta_modules())
                 optimizer_meta.step()
                 optimizer_meta.zero_grad(set_to_none=True)
-            optimizer_t.step()
-            optimizer_t.zero_grad(set_to_none=True)
+            if teacher_features is not None:
+                optimizer_t.step()
+                optimizer_t.zero_grad(set_to_none=True)
 
             step += 1
             progress.update(1)
             if step % args.logging_steps == 0 or step == args.max_steps:
                 scalars = {f"train/g_{k}": accelerator.reduce(v.detach(), "mean").item() for k, v in losses.items()}
                 scalars["train/g_total"] = accelerator.reduce(loss_g.detach(), "mean").item()
-                scalars["train/teacher_l1"] = accelerator.reduce(loss_t.detach(), "mean").item()
+                if teacher_features is not None:
+                    scalars["train/teacher_l1"] = accelerator.reduce(loss_t.detach(), "mean").item()
                 if adversarial:
                     scalars["train/d_total"] = accelerator.reduce(loss_d.detach(), "mean").item()
                 if meta_loss is not None:
