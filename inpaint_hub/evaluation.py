@@ -478,6 +478,19 @@ def _fmt(value: float | None, digits: int) -> str:
 # ------------------------------------------------------------------------------------------------- model cards
 
 
+def _card_metrics(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, label) pairs of a ``summarize`` row for a card. A row of several samples per image says so in
+    every label (its metrics are means over the samples) and adds the best-of-N hole-PSNR and the diversity."""
+    n = row.get("num_samples", 1)
+    if n <= 1:
+        return list(_CARD_METRICS)
+    distance = "LPIPS" if "lpips" in row else "L1 in the hole"
+    return [(metric, f"{label}, mean of {n} samples") for metric, label in _CARD_METRICS] + [
+        ("psnr_hole_best", f"PSNR (hole), best of {n} samples"),
+        ("diversity", f"diversity (mean pairwise {distance} of {n} samples)"),
+    ]
+
+
 def write_model_index(
     card_path: str | Path,
     rows: Sequence[dict[str, Any]],
@@ -488,7 +501,8 @@ def write_model_index(
 ) -> None:
     """Write the ``all`` rows into a model card's YAML ``model-index`` (``huggingface_hub.ModelCard``).
 
-    Existing results for the same dataset and protocol are replaced; others are kept. The card is rewritten
+    Rows of several samples per image (``num_samples`` > 1) are labelled "mean of N samples" and add
+    ``psnr_hole_best`` and ``diversity``. Existing results for the same dataset and protocol are replaced; others are kept. The card is rewritten
     atomically.
 
     Args:
@@ -510,7 +524,7 @@ def write_model_index(
         raise ValueError(f"write_model_index takes the rows of one model, got {sorted(models)}")
     new = []
     for row in (r for r in rows if r["bucket"] == "all" and r["n"] > 0):
-        for metric, label in _CARD_METRICS:
+        for metric, label in _card_metrics(row):
             if metric in row and not math.isnan(row[metric]):
                 new.append(
                     EvalResult(

@@ -356,3 +356,27 @@ def test_write_model_index_round_trip_and_replacement(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="one model"):
         write_model_index(card_path, rows + [dict(rows[0], model="other")], model_name="x", dataset_name="d",
                           dataset_type="d")  # fmt: skip
+
+
+def test_write_model_index_labels_sampled_rows(tmp_path: Path) -> None:
+    # A run with several samples per image: its metrics are means over the samples, and the card says so; the
+    # best-of-N hole-PSNR and the diversity are added.
+    from huggingface_hub import ModelCard
+    from test_model_contract import widen_init
+
+    from inpaint_hub.models.piigan import PiiGANConfig, PiiGANModel
+
+    pipe = InpaintPipeline(widen_init(PiiGANModel(PiiGANConfig.tiny()), gain=0.8).eval())
+    run = evaluate(pipe, _samples()[:2], model="piigan", protocol="p", seed=4, num_samples=3, progress=False)
+    rows = summarize([run])
+    card_path = tmp_path / "card.md"
+    write_model_index(card_path, rows, model_name="m", dataset_name="BSDS500 val", dataset_type="bsds500")
+    results = {r.metric_type: r for r in ModelCard.load(card_path).data.eval_results}
+    assert set(results) == {"psnr", "psnr_hole", "ssim", "l1_hole", "psnr_hole_best", "diversity"}
+    assert results["psnr_hole"].metric_name == "PSNR (hole), mean of 3 samples"
+    assert results["psnr_hole_best"].metric_name == "PSNR (hole), best of 3 samples"
+    assert results["diversity"].metric_name == "diversity (mean pairwise L1 in the hole of 3 samples)"
+    overall = rows[-1]
+    for metric in ("psnr_hole", "psnr_hole_best", "diversity"):
+        assert results[metric].metric_value == pytest.approx(overall[metric], abs=1e-4), metric
+    assert results["psnr_hole_best"].metric_value > results["psnr_hole"].metric_value
