@@ -502,8 +502,8 @@ def write_model_index(
     """Write the ``all`` rows into a model card's YAML ``model-index`` (``huggingface_hub.ModelCard``).
 
     Rows of several samples per image (``num_samples`` > 1) are labelled "mean of N samples" and add
-    ``psnr_hole_best`` and ``diversity``. Existing results for the same dataset and protocol are replaced; others are kept. The card is rewritten
-    atomically.
+    ``psnr_hole_best`` and ``diversity``. Existing results for the same dataset and protocol are replaced; others
+    are kept. The card is rewritten atomically.
 
     Args:
         card_path: a Markdown model card (``model_cards/<name>.md``), created if missing.
