@@ -79,6 +79,23 @@ def clip_gradients(accelerator: Accelerator, model, optimizer, max_norm: float |
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
 
 
+def average_gradients(accelerator: Accelerator, *modules: torch.nn.Module) -> None:
+    """Average the gradients of modules that are not DDP-wrapped over the processes (in place of DDP's hooks).
+
+    A trainable parameter without a gradient on this process (a branch its batch did not reach) takes part with
+    zeros, so that every process runs the same reductions in the same order; skipping it on one process only
+    would pair different tensors across processes, or hang (an optimiser then sees a zero gradient: Adam still
+    moves the parameter by its momentum). Frozen parameters (``requires_grad=False``) are left
+    out on every process alike. Nothing to do with one process.
+    """
+    if accelerator.num_processes == 1:
+        return
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.grad = accelerator.reduce(torch.zeros_like(p) if p.grad is None else p.grad, "mean")
+
+
 # ------------------------------------------------------------------------------------------------- checkpoints
 
 

@@ -64,6 +64,7 @@ from inpaint_hub.losses import PerceptualLoss, non_saturating_discriminator_loss
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.models.dgi import DGIConfig, DGIDiscriminator, DGIDistiller, DGIModel, DGITeacher
 from inpaint_hub.training import (
+    average_gradients,
     checkpoint_position,
     clip_gradients,
     dump_rank_state,
@@ -201,18 +202,6 @@ def build_student(args: argparse.Namespace) -> DGIModel:
     weights = {f"weight_{n}": getattr(args, f"weight_{n}") for n in LOSS_WEIGHTS}
     model.config = model.config.replace(**{k: v for k, v in weights.items() if v is not None})
     return model
-
-
-def reduce_gradients(accelerator: Accelerator, *modules: nn.Module) -> None:
-    """Average the gradients of (not DDP-wrapped) modules over the processes. A trainable parameter without a
-    gradient on this process (e.g. the attention weights ``t`` when no image of its batch has a hole) takes part with
-    zeros, so that every process runs the same reductions in the same order."""
-    if accelerator.num_processes == 1:
-        return
-    for module in modules:
-        for p in module.parameters():
-            if p.requires_grad:
-                p.grad = accelerator.reduce(torch.zeros_like(p) if p.grad is None else p.grad, "mean")
 
 
 def gram_style_loss(perceptual: PerceptualLoss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -428,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                     logits_real, logits_fake = critic(torch.cat([real, completed.detach()])).chunk(2)
                     loss_d, _ = non_saturating_discriminator_loss(logits_real, logits_fake)
                 accelerator.backward(loss_d)
-                reduce_gradients(accelerator, critic)
+                average_gradients(accelerator, critic)
                 clip_gradients(accelerator, critic, optimizer_d, args.max_grad_norm)
                 optimizer_d.step()
                 optimizer_d.zero_grad(set_to_none=True)
@@ -440,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
 
             loss_g = sum(losses.values())
             accelerator.backward(loss_g + loss_t)
-            reduce_gradients(accelerator, student, distiller, *([teacher] if teacher_features is not None else []))
+            average_gradients(accelerator, student, distiller, *([teacher] if teacher_features is not None else []))
             clip_gradients(accelerator, trained_by_g, optimizer_g, args.max_grad_norm)
             clip_gradients(accelerator, teacher, optimizer_t, args.max_grad_norm)
             optimizer_g.step()
@@ -454,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                 # float32 (outside autocast): second-order gradients
                 meta_loss = meta_step(objective, teacher.network.attention, image, mask, teacher_features, args,
                                       active, perceptual)  # fmt: skip
-                reduce_gradients(accelerator, *distiller.meta_modules())
+                average_gradients(accelerator, *distiller.meta_modules())
                 optimizer_meta.step()
                 optimizer_meta.zero_grad(set_to_none=True)
             if teacher_features is not None:

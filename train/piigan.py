@@ -90,6 +90,7 @@ from inpaint_hub.models.piigan import (
     paste_patches,
 )
 from inpaint_hub.training import (
+    average_gradients,
     checkpoint_position,
     clip_gradients,
     dump_rank_state,
@@ -256,15 +257,6 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "sum"
     return terms.sum() if reduction == "sum" else terms.mean()
 
 
-def reduce_gradients(accelerator: Accelerator, module: torch.nn.Module) -> None:
-    """Average a (not DDP-wrapped) module's gradients over the processes."""
-    if accelerator.num_processes == 1:
-        return
-    for p in module.parameters():
-        if p.grad is not None:
-            p.grad.copy_(accelerator.reduce(p.grad, "mean"))
-
-
 def batch_mask(mask: torch.Tensor, per_batch: bool) -> torch.Tensor:
     """The first item's mask for the whole batch (``per_batch``; the original draws one mask per step) or each
     item's own."""
@@ -388,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                     + args.gp_weight * gradient_penalty(critics.score_global, real, completed, mask=mask)
                 )
                 accelerator.backward(loss_d)
-                reduce_gradients(accelerator, critics)
+                average_gradients(accelerator, critics)
                 clip_gradients(accelerator, critics, optimizer_d, args.max_grad_norm)
                 optimizer_d.step()
                 optimizer_d.zero_grad(set_to_none=True)
@@ -425,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
                     critics.requires_grad_(True)
                 loss_g = sum(losses.values())
                 accelerator.backward(loss_g)
-                reduce_gradients(accelerator, extractor)
+                average_gradients(accelerator, extractor)
                 clip_gradients(accelerator, trained_by_g, optimizer_g, args.max_grad_norm)
                 optimizer_g.step()
                 optimizer_g.zero_grad(set_to_none=True)
