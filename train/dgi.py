@@ -12,9 +12,9 @@ Every step, on one batch:
 
 * **teacher** (AN): reconstructs the whole image, ``L_AN = |AN(x) - x|`` (+ the perceptual term when VGG weights are
   given); it evolves with the student, as the paper's teacher. It is not run when all three distillations are
-  switched off (the no-distillation ablation). During ``--teacher-warmup-steps`` the distillation
-  terms are off (the teacher's features are not yet worth copying) and the student trains on its own losses
-  [choice: the spec proposes 10k steps of warm-up];
+  switched off (the no-distillation ablation). During ``--teacher-warmup-steps`` the distillation terms are off
+  (the teacher's features are not yet worth copying) and the student trains on its own losses [choice: the spec
+  proposes 10k steps of warm-up];
 * **critic**: non-saturating PatchGAN loss, real images against the student's composites (detached);
 * **student** (IN) and the adapters ``gamma``, ``f``: ``L_IN = w_l1 |y - x| + w_perc P(y, x) + w_style S(y, x)
   + w_adv softplus(-D(composite)) + w_cross L_CD + w_self L_SD + w_att L_AT``, the three distillations of
@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
             accelerator.backward(loss_g + loss_t)
             average_gradients(accelerator, student, distiller, *([teacher] if teacher_features is not None else []))
             clip_gradients(accelerator, trained_by_g, optimizer_g, args.max_grad_norm)
-            clip_gradients(accelerator, teacher, optimizer_t, args.max_grad_norm)
+            if teacher_features is not None:
+                clip_gradients(accelerator, teacher, optimizer_t, args.max_grad_norm)
             optimizer_g.step()
             optimizer_g.zero_grad(set_to_none=True)
             optimizer_meta.zero_grad(set_to_none=True)  # the meta-networks' gradients of this pass are not theirs
