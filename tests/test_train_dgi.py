@@ -335,6 +335,7 @@ def test_bf16_mixed_precision_trains(photos: dict[str, Path], tmp_path: Path) ->
         (["--meta-inner-steps", "0"], "--meta-inner-steps must be >= 1, got 0"),
         (["--teacher-warmup-steps", "-1"], "--teacher-warmup-steps must be >= 0, got -1"),
         (["--weight-l1", "-1"], "--weight-l1 must be >= 0, got -1.0"),
+        (["--weight-l1-hole", "-1"], "--weight-l1-hole must be >= 0, got -1.0"),
         (["--weight-attention", "-0.5"], "--weight-attention must be >= 0, got -0.5"),
         (["--resolution", "30"], "--resolution must be a multiple of 4 and at least 16 for this model, got 30"),
         (["--resolution", "12"], "--resolution must be a multiple of 4 and at least 16 for this model, got 12"),
@@ -384,6 +385,8 @@ def test_defaults_and_tiny_config(script) -> None:
     assert student.config == DGIConfig.tiny().replace(weight_perceptual=0.0, weight_style=0.0)
     flags = script.parse_args(["--config", str(CONFIG), "--train-data", "photos", "--weight-cross", "0.5"])
     assert script.build_student(flags).config.weight_cross == 0.5
+    flags = script.parse_args(["--config", str(CONFIG), "--train-data", "photos", "--weight-l1-hole", "6"])
+    assert script.build_student(flags).config.weight_l1_hole == 6.0
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -422,18 +425,40 @@ def test_gram_style_loss(script, vgg: PerceptualLoss) -> None:
 
 def test_task_loss(script, vgg: PerceptualLoss) -> None:
     image = torch.full((2, 3, 32, 32), 0.5)
+    mask = torch.zeros(2, 1, 32, 32)
     predicted = torch.full_like(image, 0.75)  # |y - x| = 0.5 in [-1, 1]
     config = DGIConfig.tiny().replace(weight_l1=2.0, weight_perceptual=0.5)
-    assert script.task_loss(predicted, image, config, None).item() == pytest.approx(2.0 * 0.5)
-    assert script.task_loss(image, image, config, vgg).item() == 0
+    assert script.task_loss(predicted, image, mask, config, None).item() == pytest.approx(2.0 * 0.5)
+    assert script.task_loss(image, image, mask, config, vgg).item() == 0
     noisy = torch.rand_like(image)
     expected = 2.0 * ((noisy - image) * 2).abs().mean() + 0.5 * vgg(noisy, image)
-    assert script.task_loss(noisy, image, config, vgg).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert script.task_loss(noisy, image, mask, config, vgg).item() == pytest.approx(expected.item(), rel=1e-6)
     # A perceptual weight of 0: the L1 alone, with or without the VGG loss.
     config = config.replace(weight_perceptual=0.0)
-    assert script.task_loss(noisy, image, config, vgg).item() == pytest.approx(
+    assert script.task_loss(noisy, image, mask, config, vgg).item() == pytest.approx(
         2.0 * ((noisy - image) * 2).abs().mean()
     )
+
+
+def test_l1_loss_hole_split(script) -> None:
+    image = torch.zeros(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :2, :] = 1  # a quarter of the pixels
+    predicted = torch.where(mask.bool(), 0.25, 0.125).expand_as(image)  # error 0.5 in the hole, 0.25 outside
+    plain = DGIConfig.tiny().replace(weight_l1=2.0)
+    assert plain.weight_l1_hole is None
+    assert script.l1_loss(predicted, image, mask, plain).item() == pytest.approx(2.0 * (0.25 * 0.5 + 0.75 * 0.25))
+    # PConv's split: both parts are means over every pixel, so equal weights give the plain L1 back.
+    split = plain.replace(weight_l1_hole=6.0)
+    assert script.l1_loss(predicted, image, mask, split).item() == pytest.approx(2.0 * 0.75 * 0.25 + 6.0 * 0.25 * 0.5)
+    same = plain.replace(weight_l1_hole=2.0)
+    assert script.l1_loss(predicted, image, mask, same).item() == pytest.approx(
+        script.l1_loss(predicted, image, mask, plain).item()
+    )
+    # Only the hole's error counts in the hole term.
+    hole_only = plain.replace(weight_l1=0.0, weight_l1_hole=1.0)
+    outside = torch.where(mask.bool(), 0.0, 0.9).expand_as(image)
+    assert script.l1_loss(outside, image, mask, hole_only).item() == 0
 
 
 def _meta_inputs(config: DGIConfig):
@@ -478,7 +503,7 @@ def test_meta_step_moves_only_the_meta_gradients(script, switches: dict[str, boo
             assert all(g is None for g in grads), part
     # The meta loss is the task loss of the look-ahead student, not of the current one.
     with torch.no_grad():
-        current = script.task_loss(student(image, mask).predicted, image, config, None)
+        current = script.task_loss(student(image, mask).predicted, image, mask, config, None)
     assert meta_loss.item() != current.item()
 
 

@@ -16,15 +16,16 @@ Every step, on one batch:
   (the teacher's features are not yet worth copying) and the student trains on its own losses [choice: the spec
   proposes 10k steps of warm-up];
 * **critic**: non-saturating PatchGAN loss, real images against the student's composites (detached);
-* **student** (IN) and the adapters ``gamma``, ``f``: ``L_IN = w_l1 |y - x| + w_perc P(y, x) + w_style S(y, x)
+* **student** (IN) and the adapters ``gamma``, ``f``: ``L_IN = L_1 + w_perc P(y, x) + w_style S(y, x)
   + w_adv softplus(-D(composite)) + w_cross L_CD + w_self L_SD + w_att L_AT``, the three distillations of
   :mod:`inpaint_hub.models.dgi.distillation_dgi` (each switchable: ``--no-cross-distill``, ``--no-self-distill``,
-  ``--no-attention-distill``; a switched-off term is not computed and not logged);
+  ``--no-attention-distill``; a switched-off term is not computed and not logged); ``L_1 = w_l1 |y - x|`` over every
+  pixel, or PConv's hole/valid split with ``--weight-l1-hole`` (then ``w_l1`` weighs the known pixels);
 * **meta step** (every ``--meta-every`` steps, once distillation is on): the meta-networks ``rho``, ``phi``, ``t``
   learn "what and where to distil" as in L2T-ww (Jang et al., ICML 2019), which the spec proposes for the paper's
   "rho trained in a separate step on the inpainting loss only": from the current student ``theta``, take
   ``--meta-inner-steps`` SGD steps of size ``--meta-lookahead-lr`` on the distillation loss alone (differentiably,
-  so they depend on the meta-networks), one more on the task loss ``w_l1 |y - x|`` (+ perceptual), then update the
+  so they depend on the meta-networks), one more on the task loss ``L_1`` (+ perceptual), then update the
   meta-networks with Adam (``--meta-lr``, ``--meta-weight-decay``) on the task loss of that look-ahead student; the
   student itself is not changed by the look-ahead. ``--no-meta`` keeps the meta-networks at their initialisation
   (``rho``, ``phi`` uniform; ``t`` ~0.5), the spec's "no-meta" control.
@@ -81,7 +82,7 @@ from inpaint_hub.training import (
 logger = get_logger("train_dgi")
 
 PRESETS = {"paper": DGIConfig.paper, "small": DGIConfig.small, "tiny": DGIConfig.tiny}
-LOSS_WEIGHTS = ("l1", "perceptual", "style", "adversarial", "cross", "self", "attention")
+LOSS_WEIGHTS = ("l1", "l1_hole", "perceptual", "style", "adversarial", "cross", "self", "attention")
 DISTILLATIONS = ("cross", "self", "attention")
 STYLE_LAYERS = (3, 7, 11, 12)  # relu2_2, relu3_4, relu4_4, relu5_1 among the VGG encoder's 13 ReLU outputs
 
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--meta-weight-decay", type=float, default=1e-4)
     loss = p.add_argument_group("loss weights (default: the model config's, DGIConfig.weight_*)")
     for name in LOSS_WEIGHTS:
-        loss.add_argument(f"--weight-{name}", type=float, default=None)
+        loss.add_argument(f"--weight-{name.replace('_', '-')}", type=float, default=None)
     for name in DISTILLATIONS:
         loss.add_argument(f"--{name}-distill", action=argparse.BooleanOptionalAction, default=True,
                           help=f"the {name}-distillation term (ablation: --no-{name}-distill)")  # fmt: skip
@@ -168,7 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in LOSS_WEIGHTS:
         value = getattr(args, f"weight_{name}")
         if value is not None and value < 0:
-            parser.error(f"--weight-{name} must be >= 0, got {value}")
+            parser.error(f"--weight-{name.replace('_', '-')} must be >= 0, got {value}")
     if args.model_overrides is not None:
         if not isinstance(args.model_overrides, dict):
             parser.error(f"--model-overrides must be a JSON object, got {args.model_overrides!r}")
@@ -246,9 +247,21 @@ def distillation_terms(losses, config: DGIConfig, switches: dict[str, bool]) -> 
     return {name: getattr(config, f"weight_{name}") * values[name] for name in DISTILLATIONS if switches[name]}
 
 
-def task_loss(predicted: torch.Tensor, image: torch.Tensor, config: DGIConfig, perceptual) -> torch.Tensor:
-    """The inpainting loss the meta step optimises: ``w_l1 |y - x|`` in [-1, 1] (+ ``w_perc`` perceptual)."""
-    loss = config.weight_l1 * ((predicted - image) * 2).abs().mean()
+def l1_loss(predicted: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, config: DGIConfig) -> torch.Tensor:
+    """``w_l1 |y - x|`` in [-1, 1], mean over every pixel; with ``weight_l1_hole`` set, PConv's split
+    ``w_l1 mean((1 - m) |y - x|) + w_l1_hole mean(m |y - x|)`` (both means over every pixel, so the two parts add up
+    to the plain L1 at equal weights)."""
+    error = ((predicted - image) * 2).abs()
+    if config.weight_l1_hole is None:
+        return config.weight_l1 * error.mean()
+    hole = mask.to(error.dtype)
+    return config.weight_l1 * (error * (1 - hole)).mean() + config.weight_l1_hole * (error * hole).mean()
+
+
+def task_loss(predicted: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, config: DGIConfig,
+              perceptual) -> torch.Tensor:  # fmt: skip
+    """The inpainting loss the meta step optimises: the L1 of :func:`l1_loss` (+ ``w_perc`` perceptual)."""
+    loss = l1_loss(predicted, image, mask, config)
     if perceptual is not None and config.weight_perceptual > 0:
         loss = loss + config.weight_perceptual * perceptual(predicted, image)
     return loss
@@ -273,9 +286,9 @@ def meta_step(objective: StudentObjective, teacher_attention, image, mask, teach
         _, losses = run(theta)
         theta = sgd(theta, sum(distillation_terms(losses, config, switches).values()))
     out, _ = run(theta)
-    theta = sgd(theta, task_loss(out.predicted, image, config, perceptual))
+    theta = sgd(theta, task_loss(out.predicted, image, mask, config, perceptual))
     out, _ = run(theta)
-    meta_loss = task_loss(out.predicted, image, config, perceptual)
+    meta_loss = task_loss(out.predicted, image, mask, config, perceptual)
     meta_params = objective.distiller.meta_parameters()
     grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
     for p, g in zip(meta_params, grads, strict=True):
@@ -400,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
             # ---- student and distillation
             with accelerator.autocast():
                 out, distilled = objective(image, mask, teacher_features, teacher.network.attention, active)
-                losses = {"l1": config.weight_l1 * ((out.predicted - image) * 2).abs().mean()}
+                losses = {"l1": l1_loss(out.predicted, image, mask, config)}
                 if perceptual is not None:
                     if config.weight_perceptual > 0:
                         losses["perceptual"] = config.weight_perceptual * perceptual(out.predicted, image)

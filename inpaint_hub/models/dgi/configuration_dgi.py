@@ -90,7 +90,17 @@ class DGIConfig(InpaintConfig):
     )
 
     # ---- training objective (DGI_SPEC 5.1, 5.2: all our choices; read by train/dgi.py as its defaults)
-    weight_l1: float = Field(1.0, ge=0, description="L1 of the output over every pixel (spec 5.1: 1).")
+    weight_l1: float = Field(
+        1.0, ge=0, description="L1 over every pixel, or the known pixels when weight_l1_hole is set (spec 5.1: 1)."
+    )
+    weight_l1_hole: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "L1 over the hole's pixels, split from weight_l1's (spec 5.1's optional PConv split, 6:1): each part is "
+            "normalised by the pixel count of the whole image, as PConv's. None: one L1 over every pixel."
+        ),
+    )
     weight_perceptual: float = Field(
         0.1, ge=0, description="VGG19 perceptual loss (spec 5.1: 0.1; needs VGG weights, else train with 0)."
     )
