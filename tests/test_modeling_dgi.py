@@ -649,3 +649,21 @@ def test_variants_without_completion_blocks_or_fusion_run():
         out = model(image, mask)
     hole = mask.expand_as(image) > 0
     assert torch.equal(out.inpainted[~hole], image[~hole])
+
+
+def test_norm_none_drops_every_instance_norm_and_keeps_the_weight_names():
+    instance, plain = DGIConfig.tiny(), DGIConfig.tiny().replace(norm="none")
+    for build in (DGIModel, DGITeacher):
+        with_norm, without = build(instance), build(plain)
+        assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in with_norm.modules())
+        assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in without.modules())
+        # InstanceNorm here has no parameters: the same weights load into either, and the outputs differ
+        assert list(with_norm.state_dict()) == list(without.state_dict())
+    student, plain_student = DGIModel(instance).eval(), DGIModel(plain).eval()
+    plain_student.load_state_dict(student.state_dict())
+    image, mask = inputs(SIZE)
+    with torch.no_grad():
+        normed, raw = student(image, mask), plain_student(image, mask)
+    assert not torch.allclose(normed.predicted, raw.predicted)
+    with pytest.raises(ValidationError, match="norm"):
+        DGIConfig.tiny().replace(norm="batch")

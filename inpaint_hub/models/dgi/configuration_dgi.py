@@ -27,7 +27,7 @@ class DGIConfig(InpaintConfig):
     The backbone (``DGI_SPEC.md`` section 3.2, an EdgeConnect-style generator without skip connections, so that the
     teacher cannot copy its input and its features stay meaningful targets)::
 
-        level 1:  reflect-pad 3, conv 7x7 (in -> C), InstanceNorm, ReLU, res blocks, [completion block]
+        level 1:  reflect-pad 3, conv 7x7 (in -> C), InstanceNorm (``norm``), ReLU, res blocks, [completion block]
         level k:  conv 4x4 stride 2 (doubling the width up to max_channels), IN, ReLU, res blocks, [completion block]
                   (k = 2 .. num_downsamples + 1)
         level L:  bottleneck_blocks res blocks (dilation bottleneck_dilation), [completion block]
@@ -55,6 +55,15 @@ class DGIConfig(InpaintConfig):
     level_blocks: int = Field(1, ge=0, description="Residual blocks at the end of each resolution level (spec: 1).")
     bottleneck_blocks: int = Field(6, ge=1, description="Residual blocks of the bottleneck level (spec 3.2: 6).")
     bottleneck_dilation: int = Field(2, ge=1, description="Dilation of the bottleneck's residual blocks (spec: 2).")
+    norm: Literal["instance", "none"] = Field(
+        "instance",
+        description=(
+            "Normalisation after every convolution but the last (spec 3.2: InstanceNorm, EdgeConnect's; the paper's "
+            "is not known). 'none' for short trainings: without skip connections, InstanceNorm removes each "
+            "image's colour statistics at every level, and our small students learned to fill with one flat colour "
+            "for the first thousand steps (train/configs/dgi-cpu-small.yaml)."
+        ),
+    )
 
     # ---- adaptive completion block (DGI_SPEC 3.3)
     completion_blocks: bool = Field(

@@ -10,12 +10,12 @@ training-only and live in :mod:`inpaint_hub.models.dgi.distillation_dgi`.
 The network, one encoder-decoder design shared with the teacher (``DGIConfig`` holds the widths)::
 
     input  [image * (1 - m) in [-1, 1], m]            (4 channels; the hole reads 0, i.e. mid-grey)   [choice]
-    encoder level 1   reflect-pad, conv 7x7, InstanceNorm, ReLU, residual block(s), completion block
-    encoder level k   conv 4x4 stride 2, InstanceNorm, ReLU, residual block(s), completion block
+    encoder level 1   reflect-pad, conv 7x7, InstanceNorm (or none), ReLU, residual block(s), completion block
+    encoder level k   conv 4x4 stride 2, InstanceNorm (or none), ReLU, residual block(s), completion block
     bottleneck        dilated residual blocks, completion block
     attention         non-local, matrix multiplication: r = softmax_j(q_i . k_j), o_i = sum_j r_ij d_j   [paper]
     fusion            pixel-adaptive global-local fusion of d, o and a local conv branch                  [paper]
-    decoder           transposed conv 4x4 stride 2, InstanceNorm, ReLU (per level); conv 7x7 -> 3, tanh
+    decoder           transposed conv 4x4 stride 2, InstanceNorm (or none), ReLU (per level); conv 7x7 -> 3, tanh
     output            predicted = (tanh + 1) / 2; inpainted = m * predicted + (1 - m) * image
 
 Choices where the paper is silent (``DGI_SPEC.md`` section 10, the gap register): the EdgeConnect-style backbone
@@ -65,19 +65,26 @@ def level_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------- blocks
 
 
-class DGIResidualBlock(nn.Module):
-    """``x + IN(conv3x3(ReLU(IN(conv3x3_dilated(x)))))`` with reflection padding (EdgeConnect's block)."""
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``DGIConfig.norm``: InstanceNorm (no affine parameters) or none (an identity, so that the parameter names are
+    the same either way)."""
+    return nn.InstanceNorm2d(channels) if kind == "instance" else nn.Identity()
 
-    def __init__(self, channels: int, dilation: int = 1) -> None:
+
+class DGIResidualBlock(nn.Module):
+    """``x + N(conv3x3(ReLU(N(conv3x3_dilated(x)))))`` with reflection padding (EdgeConnect's block; ``N`` the
+    config's normalisation, InstanceNorm in EdgeConnect)."""
+
+    def __init__(self, channels: int, dilation: int = 1, norm: str = "instance") -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.ReflectionPad2d(dilation),
             nn.Conv2d(channels, channels, 3, dilation=dilation),
-            nn.InstanceNorm2d(channels),
+            norm_layer(norm, channels),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
+            norm_layer(norm, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,23 +244,26 @@ class DGINetwork(nn.Module):
             nn.Sequential(
                 nn.ReflectionPad2d(3),
                 nn.Conv2d(in_channels, widths[0], 7),
-                nn.InstanceNorm2d(widths[0]),
+                norm_layer(config.norm, widths[0]),
                 nn.ReLU(inplace=True),
-                *[DGIResidualBlock(widths[0]) for _ in range(config.level_blocks)],
+                *[DGIResidualBlock(widths[0], norm=config.norm) for _ in range(config.level_blocks)],
             )
         ]
         for k in range(1, config.num_downsamples + 1):
             levels.append(
                 nn.Sequential(
                     nn.Conv2d(widths[k - 1], widths[k], 4, stride=2, padding=1),
-                    nn.InstanceNorm2d(widths[k]),
+                    norm_layer(config.norm, widths[k]),
                     nn.ReLU(inplace=True),
-                    *[DGIResidualBlock(widths[k]) for _ in range(config.level_blocks)],
+                    *[DGIResidualBlock(widths[k], norm=config.norm) for _ in range(config.level_blocks)],
                 )
             )
         levels.append(
             nn.Sequential(
-                *[DGIResidualBlock(widths[-1], config.bottleneck_dilation) for _ in range(config.bottleneck_blocks)]
+                *[
+                    DGIResidualBlock(widths[-1], config.bottleneck_dilation, config.norm)
+                    for _ in range(config.bottleneck_blocks)
+                ]
             )
         )
         self.levels = nn.ModuleList(levels)
@@ -271,7 +281,7 @@ class DGINetwork(nn.Module):
         for k in range(config.num_downsamples, 0, -1):
             decoder += [
                 nn.ConvTranspose2d(widths[k], widths[k - 1], 4, stride=2, padding=1),
-                nn.InstanceNorm2d(widths[k - 1]),
+                norm_layer(config.norm, widths[k - 1]),
                 nn.ReLU(inplace=True),
             ]
         decoder += [nn.ReflectionPad2d(3), nn.Conv2d(widths[0], 3, 7), nn.Tanh()]
