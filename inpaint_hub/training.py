@@ -101,7 +101,7 @@ def average_gradients(accelerator: Accelerator, *modules: torch.nn.Module) -> No
 
 def run_signature(args: argparse.Namespace, accelerator: Accelerator, num_images: int) -> dict[str, Any]:
     """What must not change between a run and its resumption for the data stream to continue exactly."""
-    return {
+    signature = {
         "num_processes": accelerator.num_processes,
         "train_batch_size": args.train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
@@ -110,6 +110,9 @@ def run_signature(args: argparse.Namespace, accelerator: Accelerator, num_images
         "mask_protocol": args.mask_protocol,
         "num_images": num_images,
     }
+    if getattr(args, "mask_size", None) is not None:  # only scripts that have the option, and only when it is set
+        signature["mask_size"] = args.mask_size
+    return signature
 
 
 def checkpoint_dirs(output_dir: Path) -> list[Path]:

@@ -157,6 +157,35 @@ def test_min_size_and_bad_arguments(tmp_path):
     assert torch.equal(dataset[-1]["image"], dataset[1]["image"])
 
 
+def test_mask_size_draws_the_protocol_at_its_own_scale(tmp_path, monkeypatch):
+    import inpaint_hub.data as data_module
+    from inpaint_hub.image_processing import resize_mask
+
+    root = _folder(tmp_path, 2, 80, 80)
+    native = InpaintDataset(root, size=64, mask_protocol="lama-train", seed=3)
+    scaled = InpaintDataset(root, size=64, mask_protocol="lama-train", seed=3, mask_size=256)
+    drawn = []
+    make_mask = data_module.make_mask
+    monkeypatch.setattr(data_module, "make_mask", lambda *a: drawn.append(make_mask(*a)) or drawn[-1])
+    for i in range(2):
+        a, b = native[i], scaled[i]
+        assert torch.equal(a["image"], b["image"])  # only the mask changes
+        # drawn at 256 px, then max-pooled to 64 px as the pipeline's resize HD strategy brings a mask down
+        assert drawn[-1].shape == (256, 256)
+        assert torch.equal(b["mask"][0], torch.from_numpy(resize_mask(drawn[-1] != 0, (64, 64)).astype(np.float32)))
+    monkeypatch.undo()
+    # The protocol keeps its hole share: LaMa's training masks drawn at 64 px cover far more of the image.
+    shares = [scaled[i % 2]["mask"].mean().item() for i in range(2)]
+    many = {
+        size: np.mean([InpaintDataset(root, size=64, mask_protocol="lama-train", seed=s, mask_size=size)[0]["mask"]
+                       .mean().item() for s in range(30)])
+        for size in (64, 256)
+    }  # fmt: skip
+    assert many[256] < many[64] - 0.1, (many, shares)
+    with pytest.raises(ValueError, match="mask_size"):
+        InpaintDataset(root, size=64, mask_size=0)
+
+
 # ------------------------------------------------------------------------------------------------- items
 
 

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mask-protocol", default="deepfill-freeform", choices=list_mask_protocols(),
                       help="training masks (spec's proposal: free-form strokes)")  # fmt: skip
     data.add_argument("--val-mask-protocol", default="lama-medium-256", choices=list_mask_protocols())
+    data.add_argument("--mask-size", type=int, default=None,
+                      help="draw the training and validation masks at this size, then max-pool them to --resolution "
+                      "(keeps a protocol's hole share at another size; default: drawn at --resolution)")  # fmt: skip
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter")  # fmt: skip
     data.add_argument("--crop", choices=["random", "resize", "fit"], default="random",
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
 
     train_set = InpaintDataset(
         args.train_data, size=args.resolution, mask_protocol=args.mask_protocol, crop=args.crop, jitter=args.jitter,
-        seed=args.seed,
+        seed=args.seed, mask_size=args.mask_size,
     )  # fmt: skip
     sampler = ResumableRandomSampler(len(train_set), seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
     if args.val_data:
         val_set = InpaintDataset(
             args.val_data, size=args.resolution, mask_protocol=args.val_mask_protocol, crop="center", flip=False,
-            seed=args.seed,
+            seed=args.seed, mask_size=args.mask_size,
         )  # fmt: skip
 
     # The meta optimiser is not prepared: its gradients come from an unscaled loss (autograd.grad in float32), and a
