@@ -60,8 +60,8 @@ class DGIConfig(InpaintConfig):
         description=(
             "Normalisation after every convolution but the last (spec 3.2: InstanceNorm, EdgeConnect's; the paper's "
             "is not known). 'none' for short trainings: without skip connections, InstanceNorm removes each "
-            "image's colour statistics at every level, and our small students learned to fill with one flat colour "
-            "for the first thousand steps (train/configs/dgi-cpu-small.yaml)."
+            "image's colour statistics at every level, and our first small students filled with one flat colour for a "
+            "thousand steps (train/configs/dgi-cpu-small.yaml)."
         ),
     )
 
