@@ -164,8 +164,11 @@ def test_reconstruction_only_fine_tuning(photos: dict[str, Path], scalar_printer
     out = tmp_path / "run"
     result = _launch("--train-data", str(photos["train"]), "--output-dir", str(out), "--init-from",
                      str(tmp_path / "init"), "--weight-adversarial", "0", "--max-steps", "2", "--checkpointing-steps",
-                     "1", "--weight-hole-mse", "2", "--crop", "fit", printer=scalar_printer)  # fmt: skip
+                     "1", "--weight-hole-mse", "2", "--crop", "fit", "--mask-size", "128",
+                     printer=scalar_printer)  # fmt: skip
     assert AutoInpaintModel.load_config(out / "final").base_channels == 8
+    # masks drawn at 128 px and pooled to the 64 px crops; the size joins the run's signature, so resuming checks it
+    assert json.loads((out / "checkpoint-2" / "training_state.json").read_text())["run"]["mask_size"] == 128
     initial, first, last = (
         load_file(folder / "model.safetensors") for folder in (tmp_path / "init", out / "checkpoint-1", out / "final")
     )

@@ -11,7 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from inpaint_hub.training import average_gradients, checkpoint_dirs, checkpoint_position, parse_args_with_config
+from inpaint_hub.training import (
+    add_mask_size_argument,
+    average_gradients,
+    checkpoint_dirs,
+    checkpoint_position,
+    parse_args_with_config,
+)
 
 
 class _StubAccelerator:
@@ -114,3 +120,17 @@ def test_bad_config_names_the_file_and_the_key(tmp_path: Path, capsys, text: str
     assert message in err
     if "train-data" not in message:
         assert str(config) in err
+
+
+def test_mask_size_option(tmp_path: Path, capsys) -> None:
+    # Every training script has --mask-size; it is optional (None: masks drawn at --resolution), a YAML key sets it,
+    # and a size that is not a positive number of pixels is refused when the arguments are parsed.
+    parser = _parser()
+    add_mask_size_argument(parser.add_argument_group("data"))
+    assert parse_args_with_config(parser, ["--train-data", "a"]).mask_size is None
+    config = tmp_path / "c.yaml"
+    config.write_text("train_data: [a]\nmask_size: 256\n")
+    assert parse_args_with_config(parser, ["--config", str(config)]).mask_size == 256
+    with pytest.raises(SystemExit):
+        parse_args_with_config(parser, ["--config", str(config), "--mask-size", "0"])
+    assert "--mask-size must be a positive number of pixels, got 0" in capsys.readouterr().err

@@ -77,6 +77,7 @@ from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.models.deepfill_v2 import DeepFillV2Config, DeepFillV2Discriminator, DeepFillV2Model
 from inpaint_hub.models.deepfill_v2.modeling_deepfill_v2 import GatedConv2d
 from inpaint_hub.training import (
+    add_mask_size_argument,
     checkpoint_position,
     clip_gradients,
     dump_rank_state,
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="one mask per batch as the original (the first item's, on each process); "
                       "--no-mask-per-batch keeps every item's own mask")  # fmt: skip
     data.add_argument("--val-mask-protocol", default="lama-medium-256", choices=list_mask_protocols())
+    add_mask_size_argument(data)
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter (not in DeepFill v2)")  # fmt: skip
     data.add_argument("--crop", choices=["random", "resize", "fit"], default="random",
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     # Data: every augmentation and mask depends on (seed, epoch, index) only; the sampler's order on (seed, epoch).
     train_set = InpaintDataset(
         args.train_data, size=args.resolution, mask_protocol=args.mask_protocol, crop=args.crop, jitter=args.jitter,
-        seed=args.seed,
+        seed=args.seed, mask_size=args.mask_size,
     )  # fmt: skip
     sampler = ResumableRandomSampler(len(train_set), seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.val_data:
         val_set = InpaintDataset(
             args.val_data, size=args.resolution, mask_protocol=args.val_mask_protocol, crop="center", flip=False,
-            seed=args.seed,
+            seed=args.seed, mask_size=args.mask_size,
         )  # fmt: skip
 
     generator, discriminator, optimizer_g, optimizer_d, loader = accelerator.prepare(

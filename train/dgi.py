@@ -65,6 +65,7 @@ from inpaint_hub.losses import PerceptualLoss, non_saturating_discriminator_loss
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.models.dgi import DGIConfig, DGIDiscriminator, DGIDistiller, DGIModel, DGITeacher
 from inpaint_hub.training import (
+    add_mask_size_argument,
     average_gradients,
     checkpoint_position,
     clip_gradients,
@@ -100,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mask-protocol", default="deepfill-freeform", choices=list_mask_protocols(),
                       help="training masks (spec's proposal: free-form strokes)")  # fmt: skip
     data.add_argument("--val-mask-protocol", default="lama-medium-256", choices=list_mask_protocols())
-    data.add_argument("--mask-size", type=int, default=None,
-                      help="draw the training and validation masks at this size, then max-pool them to --resolution "
-                      "(keeps a protocol's hole share at another size; default: drawn at --resolution)")  # fmt: skip
+    add_mask_size_argument(data)
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter")  # fmt: skip
     data.add_argument("--crop", choices=["random", "resize", "fit"], default="random",

@@ -52,6 +52,7 @@ from inpaint_hub.losses import (
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.models.lama import LamaDiscriminator
 from inpaint_hub.training import (
+    add_mask_size_argument,
     checkpoint_position,
     clip_gradients,
     dump_rank_state,
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--resolution", type=int, default=256, help="training crop size (LaMa: 256)")
     data.add_argument("--mask-protocol", default="lama-train", choices=list_mask_protocols())
     data.add_argument("--val-mask-protocol", default="lama-medium-256", choices=list_mask_protocols())
+    add_mask_size_argument(data)
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="mild colour/geometry jitter (a reduced version of LaMa's 'distortions')")  # fmt: skip
     data.add_argument("--num-workers", type=int, default=0)
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     # Data: every augmentation and mask depends on (seed, epoch, index) only; the sampler's order on (seed, epoch).
     train_set = InpaintDataset(
         args.train_data, size=args.resolution, mask_protocol=args.mask_protocol, crop="random", jitter=args.jitter,
-        seed=args.seed,
+        seed=args.seed, mask_size=args.mask_size,
     )  # fmt: skip
     sampler = ResumableRandomSampler(len(train_set), seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.val_data:
         val_set = InpaintDataset(
             args.val_data, size=args.resolution, mask_protocol=args.val_mask_protocol, crop="center", flip=False,
-            seed=args.seed,
+            seed=args.seed, mask_size=args.mask_size,
         )  # fmt: skip
 
     generator, discriminator, optimizer_g, optimizer_d, loader = accelerator.prepare(

@@ -49,6 +49,7 @@ from inpaint_hub.losses import (
 )
 from inpaint_hub.masks import list_mask_protocols
 from inpaint_hub.training import (
+    add_mask_size_argument,
     checkpoint_position,
     clip_gradients,
     dump_rank_state,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mask-protocol", default="pennet-square", choices=list_mask_protocols(),
                       help="pennet-square (the original's), lama-train or deepfill-freeform")  # fmt: skip
     data.add_argument("--val-mask-protocol", default="pennet-center", choices=list_mask_protocols())
+    add_mask_size_argument(data)
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter (rotation, zoom, brightness; stronger than "
                       "PEN-Net's ColorJitter(0.05))")  # fmt: skip
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     # Data: every augmentation and mask depends on (seed, epoch, index) only; the sampler's order on (seed, epoch).
     train_set = InpaintDataset(
         args.train_data, size=args.resolution, mask_protocol=args.mask_protocol, crop=args.crop, jitter=args.jitter,
-        seed=args.seed,
+        seed=args.seed, mask_size=args.mask_size,
     )  # fmt: skip
     sampler = ResumableRandomSampler(len(train_set), seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.val_data:
         val_set = InpaintDataset(
             args.val_data, size=args.resolution, mask_protocol=args.val_mask_protocol, crop="center", flip=False,
-            seed=args.seed,
+            seed=args.seed, mask_size=args.mask_size,
         )  # fmt: skip
 
     generator, discriminator, optimizer_g, optimizer_d, loader = accelerator.prepare(

@@ -90,6 +90,7 @@ from inpaint_hub.models.piigan import (
     paste_patches,
 )
 from inpaint_hub.training import (
+    add_mask_size_argument,
     average_gradients,
     checkpoint_position,
     clip_gradients,
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="one mask per batch as the original (the first item's, on each process); "
                       "--no-mask-per-batch keeps every item's own mask")  # fmt: skip
     data.add_argument("--val-mask-protocol", default="lama-medium-256", choices=list_mask_protocols())
+    add_mask_size_argument(data)
     data.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                       help="LaMa-style colour/geometry jitter (not in PiiGAN)")  # fmt: skip
     data.add_argument("--crop", choices=["random", "resize", "fit"], default="random",
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
 
     train_set = InpaintDataset(
         args.train_data, size=args.resolution, mask_protocol=args.mask_protocol, crop=args.crop, jitter=args.jitter,
-        seed=args.seed,
+        seed=args.seed, mask_size=args.mask_size,
     )  # fmt: skip
     sampler = ResumableRandomSampler(len(train_set), seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one training lo
     if args.val_data:
         val_set = InpaintDataset(
             args.val_data, size=args.resolution, mask_protocol=args.val_mask_protocol, crop="center", flip=False,
-            seed=args.seed,
+            seed=args.seed, mask_size=args.mask_size,
         )  # fmt: skip
 
     generator, optimizer_g, optimizer_d, loader = accelerator.prepare(generator, optimizer_g, optimizer_d, loader)
