@@ -162,7 +162,6 @@ def test_validation_reports_telea_on_the_same_crops(tmp_path: Path) -> None:
     telea = validate(_OneProcess(), OpenCVInpaintModel(OpenCVInpaintConfig(method="telea")), dataset, args, step=5)
     assert telea["val/telea_psnr_hole"] == telea["val/psnr_hole"] and 5 < telea["val/psnr_hole"] < 60, telea
     ns = validate(_OneProcess(), OpenCVInpaintModel(OpenCVInpaintConfig(method="ns")), dataset, args, step=6)
-    assert (
-        ns["val/telea_psnr_hole"] == telea["val/telea_psnr_hole"] and ns["val/psnr_hole"] != ns["val/telea_psnr_hole"]
-    )
+    assert ns["val/telea_psnr_hole"] == telea["val/telea_psnr_hole"]  # the reference does not depend on the model
+    assert ns["val/psnr_hole"] != ns["val/telea_psnr_hole"]
     assert (tmp_path / "run" / "samples" / "step-0000005.png").is_file()
